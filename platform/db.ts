@@ -1,0 +1,117 @@
+/**
+ * MySQL/MariaDB connections. Relais keeps two databases: the connector's (customer refs live
+ * there) and the licensing server's (only subscriber ids). Two knex instances, never one with
+ * cross-database queries, so the privacy boundary is physical: the licensing side holds no
+ * connection that could read a customer ref.
+ *
+ * Session settings every connection gets: UTC time zone (DATETIME(3) columns hold UTC), DECIMAL
+ * as strings (money never becomes a float), BIGINT as strings beyond 2^53.
+ */
+import knexFactory, { type Knex } from 'knex';
+import { createConnection } from 'mysql2/promise';
+import { TransientError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export type Db = Knex;
+
+export interface MysqlSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  connectorDatabase: string;
+  licensingDatabase: string;
+  poolMax: number;
+  connectTimeoutMs: number;
+}
+
+export type DatabaseSide = 'connector' | 'licensing';
+
+export function databaseName(settings: MysqlSettings, side: DatabaseSide): string {
+  return side === 'connector' ? settings.connectorDatabase : settings.licensingDatabase;
+}
+
+function connectionSettings(settings: MysqlSettings, database?: string) {
+  return {
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    password: settings.password,
+    database,
+    timezone: 'Z',
+    charset: 'utf8mb4',
+    decimalNumbers: false,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    dateStrings: false,
+    connectTimeout: settings.connectTimeoutMs,
+  };
+}
+
+/** Routes knex's own warnings to our logger instead of the console. */
+function knexLog(log: Logger | undefined, side: DatabaseSide) {
+  const at = (level: 'warn' | 'error' | 'debug') => (message: unknown) => {
+    const text = String(message).split('\n')[0];
+    log?.[level]({ side, detail: text }, 'knex reported a problem');
+  };
+  return { warn: at('warn'), error: at('error'), deprecate: at('warn'), debug: at('debug') };
+}
+
+/** A knex instance on one of the two databases. The caller owns it and must `destroy()` it. */
+export function createDb(settings: MysqlSettings, side: DatabaseSide, log?: Logger): Db {
+  return knexFactory({
+    log: knexLog(log, side),
+    client: 'mysql2',
+    connection: connectionSettings(settings, databaseName(settings, side)),
+    pool: {
+      min: 0,
+      max: settings.poolMax,
+      afterCreate(
+        conn: { query: (sql: string, cb: (err: Error | null) => void) => void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) {
+        conn.query("SET time_zone = '+00:00'", (err) => done(err, conn));
+      },
+    },
+    acquireConnectionTimeout: settings.connectTimeoutMs,
+  });
+}
+
+/**
+ * Creates both databases when absent (utf8mb4, binary collation: customer refs and ids compare
+ * exactly). Uses a short-lived connection without a default database.
+ */
+export async function ensureDatabases(settings: MysqlSettings): Promise<void> {
+  let conn: Awaited<ReturnType<typeof createConnection>>;
+  try {
+    conn = await createConnection(connectionSettings(settings));
+  } catch (err) {
+    throw new TransientError(
+      'DB_UNAVAILABLE',
+      `cannot connect to mysql at ${settings.host}:${settings.port}`,
+      {},
+      { cause: err },
+    );
+  }
+  try {
+    for (const name of [settings.connectorDatabase, settings.licensingDatabase]) {
+      await conn.query(
+        `CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+      );
+    }
+  } finally {
+    await conn.end();
+  }
+}
+
+/** Drops both databases; for tests and for `relais demo --reset`. */
+export async function dropDatabases(settings: MysqlSettings): Promise<void> {
+  const conn = await createConnection(connectionSettings(settings));
+  try {
+    for (const name of [settings.connectorDatabase, settings.licensingDatabase]) {
+      await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+    }
+  } finally {
+    await conn.end();
+  }
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  InternalError,
+  IspDataError,
+  isRetryable,
+  RequestError,
+  TransientError,
+} from './errors.js';
+
+describe('error taxonomy', () => {
+  it.each([
+    [new IspDataError('HTTP_BAD_REQUEST', 'x'), false],
+    [new TransientError('DB_UNAVAILABLE', 'x'), true],
+    [new ConfigError('CONFIG_INVALID', 'x'), false],
+    [new RequestError('HTTP_BAD_REQUEST', 'x'), false],
+    [new InternalError('INTERNAL', 'x'), false],
+  ])('%s says whether it is retryable', (err, retryable) => {
+    expect(err.retryable).toBe(retryable);
+    expect(isRetryable(err)).toBe(retryable);
+  });
+
+  it('keeps code, context, cause and its own class name', () => {
+    const cause = new Error('socket closed');
+    const err = new TransientError(
+      'DB_UNAVAILABLE',
+      'cannot reach mysql',
+      { host: 'db' },
+      { cause },
+    );
+    expect(err).toMatchObject({
+      name: 'TransientError',
+      code: 'DB_UNAVAILABLE',
+      context: { host: 'db' },
+      cause,
+    });
+    expect(err.httpStatus).toBe(503);
+  });
+
+  it('treats network and lock failures from libraries as retryable, anything else as a bug', () => {
+    expect(isRetryable(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(true);
+    expect(isRetryable(Object.assign(new Error('x'), { code: 'ER_LOCK_DEADLOCK' }))).toBe(true);
+    expect(isRetryable(new TypeError('undefined is not a function'))).toBe(false);
+    expect(isRetryable(null)).toBe(false);
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * The error taxonomy. Classes are split by who has to act, not by where the error happened:
+ *
+ * - {@link IspDataError}: the ISP sent something unusable. Not retried; the file or row is
+ *   rejected and the ISP is told why.
+ * - {@link TransientError}: infrastructure trouble (network, lock, a service restarting).
+ *   Retried with backoff.
+ * - {@link ConfigError}: a deployment or ISP config is wrong. Fails at start-up or at the
+ *   config check, never on the first monthly run.
+ * - {@link RequestError}: an API client sent a bad request. Answered with a 4xx, not logged
+ *   as a failure of ours.
+ * - {@link InternalError}: a bug. Logged at error level; the details never leave the server.
+ *
+ * Every class carries a stable {@link ErrorCode} and `retryable`, which is what queue policy
+ * reads. Messages are lowercase, name the thing and its id, and never hold personal data.
+ */
+import { ERROR_CODES, type ErrorCode } from './error-codes.js';
+
+export type ErrorContext = Record<string, unknown>;
+
+export abstract class RelaisError extends Error {
+  abstract readonly retryable: boolean;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly context: ErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+
+  /** HTTP status an API client receives for this error. */
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].httpStatus;
+  }
+}
+
+/** The ISP sent something unusable. Retrying will not help: reject it and tell the ISP. */
+export class IspDataError extends RelaisError {
+  readonly retryable = false;
+}
+
+/** A service is down or busy. Retrying later is expected to succeed. */
+export class TransientError extends RelaisError {
+  readonly retryable = true;
+}
+
+/** A configuration is wrong. A person must edit a file; nothing is retried. */
+export class ConfigError extends RelaisError {
+  readonly retryable = false;
+}
+
+/** An API client sent a request we refuse. Answered with the code's 4xx status. */
+export class RequestError extends RelaisError {
+  readonly retryable = false;
+}
+
+/** Something the code did not expect: a bug. */
+export class InternalError extends RelaisError {
+  readonly retryable = false;
+}
+
+export function isRelaisError(value: unknown): value is RelaisError {
+  return value instanceof RelaisError;
+}
+
+/**
+ * Whether a failure is worth retrying. Relais errors say so themselves; for foreign errors
+ * only well-known network and lock failures count, anything else is treated as a bug.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (isRelaisError(err)) return err.retryable;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && RETRYABLE_SYSTEM_CODES.has(code);
+}
+
+const RETRYABLE_SYSTEM_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+]);

@@ -1,0 +1,57 @@
+/**
+ * Prefixed random ids (`sub_…`, `feed_…`). The prefix says what an id names; the rest is
+ * 128 random bits in Crockford base32, so an id can never be derived from customer data and
+ * never collides in practice. Subscriber ids in particular are random by design: the whole
+ * privacy promise rests on the mapping to customer refs living only on the connector side.
+ */
+import { randomBytes } from 'node:crypto';
+
+export const ID_PREFIXES = {
+  sub: 'subscriber',
+  feed: 'feed ledger entry',
+  lic: 'licence',
+  cmd: 'provisioning command',
+  run: 'job run',
+  req: 'HTTP request',
+  evt: 'subscription event',
+  act: 'activation',
+  dl: 'download',
+  inv: 'invoice',
+  rec: 'reconciliation run',
+  dlv: 'delivery',
+} as const;
+
+export type IdPrefix = keyof typeof ID_PREFIXES;
+
+/** Crockford base32: no I, L, O or U, so ids read aloud or typed are hard to get wrong. */
+export const CROCKFORD_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+/** 26 characters of base32 (130 bits of room, 128 random bits). */
+export function randomBase32(bytes = 16): string {
+  const buf = randomBytes(bytes);
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of buf) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += CROCKFORD_ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += CROCKFORD_ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${randomBase32()}`;
+}
+
+const ID_PATTERN = /^([a-z]+)_([0-9a-hjkmnp-tv-z]{26})$/;
+
+/** True when `value` is an id this helper could have made with `prefix`. */
+export function isId(value: string, prefix: IdPrefix): boolean {
+  const match = ID_PATTERN.exec(value);
+  return match !== null && match[1] === prefix;
+}
