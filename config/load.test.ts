@@ -1,0 +1,114 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../platform/package-root.js';
+import { loadConfig, loadConfigOrThrow } from './load.js';
+
+function workspace(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'relais-config-'));
+  mkdirSync(join(dir, 'isps'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const MINIMAL_ISP = [
+  'name: Test ISP',
+  'intake:',
+  '  transport: { type: local }',
+  '  format: { type: csv }',
+  'offers:',
+  '  BASIC: [antivirus]',
+  '',
+].join('\n');
+
+describe('loadConfig', () => {
+  it('loads the shipped config with the demo ISP and defaults for local services', () => {
+    const config = loadConfigOrThrow({ file: join(packageRoot(), 'config/relais.yaml'), env: {} });
+    expect(config.deployment.mysql).toMatchObject({
+      host: '127.0.0.1',
+      port: 3306,
+      user: 'root',
+      password: '',
+    });
+    expect(config.deployment.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(config.deployment.paths.dataDir).toBe(join(packageRoot(), 'var'));
+    expect([...config.isps.keys()]).toContain('demo-fai');
+  });
+
+  it('accepts an empty relais.yaml: every field has a default', () => {
+    const dir = workspace({ 'relais.yaml': '' });
+    const { config, problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems).toEqual([]);
+    expect(config?.deployment.http.publicUrl).toBe('http://127.0.0.1:8080');
+    expect(config?.deployment.signing.keysDir).toBe(join(dir, '../var/keys'));
+  });
+
+  it('derives ISP defaults from the file name and the deployment', () => {
+    const dir = workspace({
+      'relais.yaml': 'paths: { dataDir: data }\n',
+      'isps/fai-nord.yaml': MINIMAL_ISP,
+    });
+    const config = loadConfigOrThrow({ file: join(dir, 'relais.yaml'), env: {} });
+    const isp = config.isps.get('fai-nord');
+    expect(isp?.id).toBe('fai-nord');
+    expect(isp?.intake.transport).toEqual({
+      type: 'local',
+      inbox: join(dir, 'data/isps/fai-nord/inbox'),
+    });
+    expect(isp?.intake.schedule.timeZone).toBe('Europe/Paris');
+  });
+
+  it('freezes the result so nothing downstream can change it', () => {
+    const dir = workspace({ 'relais.yaml': '', 'isps/fai-nord.yaml': MINIMAL_ISP });
+    const config = loadConfigOrThrow({ file: join(dir, 'relais.yaml'), env: {} });
+    expect(() => {
+      (config.deployment.mysql as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(Object.isFrozen(config.isps.get('fai-nord')?.offers)).toBe(true);
+  });
+
+  it('collects the problems of relais.yaml and of every ISP file', () => {
+    const dir = workspace({
+      'relais.yaml': 'http: { port: 99999 }\n',
+      'isps/a-isp.yaml': MINIMAL_ISP.replace('Test ISP', ''),
+      'isps/b-isp.yaml': MINIMAL_ISP.replace('csv }', 'csv, delimiter: ";;" }'),
+    });
+    // relais.yaml problems stop before ISP files are read: their paths depend on it.
+    expect(loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir }).problems).toHaveLength(
+      1,
+    );
+    writeFileSync(join(dir, 'relais.yaml'), '');
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems.map((p) => `${p.file} ${p.path}`)).toEqual([
+      'isps/a-isp.yaml name',
+      'isps/b-isp.yaml intake.format.delimiter',
+    ]);
+  });
+
+  it('refuses an ISP file whose name is not a valid ISP id', () => {
+    const dir = workspace({ 'relais.yaml': '', 'isps/Bad_Name.yaml': MINIMAL_ISP });
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems[0]?.message).toMatch(/file name is the ISP id/);
+  });
+
+  it('says plainly when relais.yaml does not exist', () => {
+    const { problems } = loadConfig({ file: '/nonexistent/relais.yaml', env: {} });
+    expect(problems).toEqual([
+      { file: '/nonexistent/relais.yaml', line: 1, column: 1, path: '', message: 'file not found' },
+    ]);
+  });
+
+  it('rejects an unknown time zone', () => {
+    const dir = workspace({
+      'relais.yaml': '',
+      'isps/x-isp.yaml': `timeZone: Europe/Pariss\n${MINIMAL_ISP}`,
+    });
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems[0]).toMatchObject({
+      path: 'timeZone',
+      message: 'unknown IANA time zone',
+      line: 1,
+    });
+  });
+});
