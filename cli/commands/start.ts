@@ -1,0 +1,62 @@
+/**
+ * `relais start [--role all|api|worker|scheduler]`: runs Relais until SIGINT or SIGTERM. The
+ * all-in-one role suits one host; the others let api, workers and schedulers scale apart on
+ * shared MySQL and Redis.
+ */
+import { type Command, Option } from 'commander';
+import { loadConfigOrThrow, type RelaisConfig } from '../../config/load.js';
+import { syncIsps } from '../../connectors/isp-registry.js';
+import { Lifecycle } from '../../platform/lifecycle.js';
+import { createLogger, type Logger } from '../../platform/logger.js';
+import { checkEvictionPolicy } from '../../platform/redis.js';
+import { configOption } from '../output.js';
+import { ROLES, type Role, startApi, startScheduler, startWorkers } from '../roles.js';
+import { assertMigrated, openServices, type Services } from '../services.js';
+
+export interface RunningRelais {
+  services: Services;
+  /** Base URL of the api when this process runs it. */
+  apiUrl?: string;
+}
+
+/** Starts the given role in this process; the caller decides when to shut down. */
+export async function startRelais(
+  config: RelaisConfig,
+  role: Role,
+  log: Logger,
+  lifecycle: Lifecycle,
+  options: { port?: number } = {},
+): Promise<RunningRelais> {
+  const services = await openServices(config, log, lifecycle);
+  await assertMigrated(services);
+  await checkEvictionPolicy(services.redis, log);
+  await syncIsps(services.connectorDb, config.isps, log);
+
+  const running: RunningRelais = { services };
+  if (role === 'all' || role === 'api') running.apiUrl = await startApi(services, options.port);
+  if (role === 'all' || role === 'worker') await startWorkers(services);
+  if (role === 'all' || role === 'scheduler') await startScheduler(services);
+  log.info({ role, isps: [...config.isps.keys()], apiUrl: running.apiUrl }, 'relais started');
+  return running;
+}
+
+export function registerStartCommand(program: Command): void {
+  configOption(program.command('start'))
+    .description('run Relais until stopped (SIGINT or SIGTERM stop it gracefully)')
+    .addOption(
+      new Option('-r, --role <role>', 'what this process runs').choices(ROLES).default('all'),
+    )
+    .action(async (options: { config?: string; role: Role }) => {
+      const config = loadConfigOrThrow({ file: options.config });
+      const { level, pretty } = config.deployment.log;
+      const log = createLogger({ level, pretty });
+      const lifecycle = new Lifecycle(log, config.deployment.shutdownTimeoutMs);
+      lifecycle.installSignalHandlers();
+      try {
+        await startRelais(config, options.role, log, lifecycle);
+      } catch (err) {
+        await lifecycle.shutdown('start-up failed');
+        throw err;
+      }
+    });
+}
