@@ -1,0 +1,104 @@
+/**
+ * The import rules of docs/architecture.md, as data, and a checker that reads every source
+ * file's imports. The privacy boundary depends on one of these rules: `licensing/` never
+ * imports `connectors/` or `mappings/`, where customer refs live.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+
+export const FOLDERS = [
+  'cli',
+  'config',
+  'connectors',
+  'mappings',
+  'queue',
+  'licensing',
+  'billing',
+  'api',
+  'platform',
+  'migrations',
+  'test',
+  'bench',
+] as const;
+export type Folder = (typeof FOLDERS)[number];
+
+/** Which of our folders each folder may import from (itself always allowed). */
+export const ALLOWED_IMPORTS: Record<Folder, readonly Folder[] | 'any'> = {
+  cli: 'any',
+  config: ['platform'],
+  connectors: ['platform', 'config', 'mappings'],
+  mappings: ['platform', 'config'],
+  queue: ['platform', 'config', 'connectors', 'mappings', 'licensing', 'billing'],
+  licensing: ['platform', 'config'],
+  billing: ['platform', 'config', 'mappings'],
+  api: ['platform', 'config', 'connectors', 'mappings', 'queue', 'licensing', 'billing'],
+  platform: [],
+  migrations: [],
+  test: 'any',
+  bench: 'any',
+};
+
+export interface Violation {
+  file: string;
+  line: number;
+  specifier: string;
+  from: Folder;
+  to: Folder;
+}
+
+const IMPORT_PATTERN = /(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'"]+)['"]/g;
+
+/** Relative import specifiers of a TypeScript source, with their line numbers. */
+export function importsOf(source: string): { specifier: string; line: number }[] {
+  const found: { specifier: string; line: number }[] = [];
+  source.split('\n').forEach((text, index) => {
+    for (const match of text.matchAll(IMPORT_PATTERN)) {
+      const specifier = match[1] as string;
+      if (specifier.startsWith('.')) found.push({ specifier, line: index + 1 });
+    }
+  });
+  return found;
+}
+
+function folderOf(root: string, file: string): Folder | undefined {
+  const first = relative(root, file).split(sep)[0];
+  return FOLDERS.find((f) => f === first);
+}
+
+export function checkFile(root: string, file: string, source: string): Violation[] {
+  const from = folderOf(root, file);
+  if (!from) return [];
+  const allowed = ALLOWED_IMPORTS[from];
+  const violations: Violation[] = [];
+  for (const { specifier, line } of importsOf(source)) {
+    const to = folderOf(root, resolve(dirname(file), specifier));
+    if (!to || to === from || allowed === 'any' || allowed.includes(to)) continue;
+    violations.push({ file: relative(root, file), line, specifier, from, to });
+  }
+  return violations;
+}
+
+function sourceFiles(dir: string): string[] {
+  const files: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) files.push(...sourceFiles(path));
+    else if (name.endsWith('.ts')) files.push(path);
+  }
+  return files;
+}
+
+export function checkTree(root: string): Violation[] {
+  const violations: Violation[] = [];
+  for (const folder of FOLDERS) {
+    const dir = join(root, folder);
+    let files: string[];
+    try {
+      files = sourceFiles(dir);
+    } catch {
+      continue;
+    }
+    for (const file of files) violations.push(...checkFile(root, file, readFileSync(file, 'utf8')));
+  }
+  return violations;
+}

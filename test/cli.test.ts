@@ -1,0 +1,86 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './harness/cli.js';
+
+describe('relais command', () => {
+  it('lists every command with a one-line description', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).toBe(0);
+    for (const command of ['config', 'migrate', 'start', 'demo']) {
+      expect(stdout).toMatch(new RegExp(`^  ${command}\\b.*\\S`, 'm'));
+    }
+  });
+
+  it.each(['config check', 'config schemas', 'migrate', 'start', 'demo'])(
+    'explains "%s" with --help',
+    async (command) => {
+      const { code, stdout } = await runCli([...command.split(' '), '--help']);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^Usage: relais /);
+    },
+  );
+
+  it('exits 2 on an unknown command or option', async () => {
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+    expect((await runCli(['migrate', '--no-such-flag'])).code).toBe(2);
+    expect((await runCli(['start', '--role', 'painter'])).code).toBe(2);
+  });
+});
+
+describe('relais config check', () => {
+  it('prints all three mistakes with line and column and exits 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-cli-'));
+    mkdirSync(join(dir, 'isps'));
+    writeFileSync(join(dir, 'relais.yaml'), 'log: { level: info }\n');
+    writeFileSync(
+      join(dir, 'isps/fai-nord.yaml'),
+      [
+        'name: FAI Nord',
+        'timeZone: Europe/Paris',
+        'intake:',
+        '  transport:',
+        '    type: local',
+        '  schedule:',
+        "    cron: '0 2 * * *'",
+        '  format:',
+        '    type: csv',
+        "    delimiter: ';;'",
+        '    encoding: ebcdic',
+        'offers:',
+        '  BASIC: [Anti Virus]',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout } = await runCli(
+      ['config', 'check', '--config', join(dir, 'relais.yaml')],
+      { cwd: dir },
+    );
+    expect(code).toBe(2);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toEqual([
+      'isps/fai-nord.yaml:10:5 intake.format.delimiter: expected a single character',
+      expect.stringMatching(
+        /^isps\/fai-nord\.yaml:11:5 intake\.format\.encoding: expected one of /,
+      ),
+      expect.stringMatching(
+        /^isps\/fai-nord\.yaml:13:11 offers\.BASIC\.0: expected a lowercase module code/,
+      ),
+      '3 problem(s) found',
+    ]);
+  });
+
+  it('exits 0 and names the ISPs on the shipped config', async () => {
+    const { code, stdout } = await runCli(['config', 'check']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/config ok/);
+    expect(stdout).toMatch(/demo-fai/);
+  });
+
+  it('exits 2 when the config file does not exist', async () => {
+    const { code, stdout } = await runCli(['config', 'check', '--config', '/nonexistent.yaml']);
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/nonexistent\.yaml:1:1 file not found/);
+  });
+});
