@@ -3,7 +3,7 @@
  * file's imports. The privacy boundary depends on one of these rules: `licensing/` never
  * imports `connectors/` or `mappings/`, where customer refs live.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
 export const FOLDERS = [
@@ -78,8 +78,10 @@ export function checkFile(root: string, file: string, source: string): Violation
   return violations;
 }
 
-function sourceFiles(dir: string): string[] {
+/** Every `.ts` file under `dir`, recursively; none when the folder does not exist. */
+export function sourceFiles(dir: string): string[] {
   const files: string[] = [];
+  if (!existsSync(dir)) return files;
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) files.push(...sourceFiles(path));
@@ -91,14 +93,8 @@ function sourceFiles(dir: string): string[] {
 export function checkTree(root: string): Violation[] {
   const violations: Violation[] = [];
   for (const folder of FOLDERS) {
-    const dir = join(root, folder);
-    let files: string[];
-    try {
-      files = sourceFiles(dir);
-    } catch {
-      continue;
-    }
-    for (const file of files) violations.push(...checkFile(root, file, readFileSync(file, 'utf8')));
+    for (const file of sourceFiles(join(root, folder)))
+      violations.push(...checkFile(root, file, readFileSync(file, 'utf8')));
   }
   return violations;
 }
