@@ -5,14 +5,7 @@
  * that holds `relais.yaml`.
  */
 import { z } from 'zod';
-
-const port = z.int().min(1).max(65_535);
-
-/**
- * A secret or password. A plain `${VAR}` whose value is all digits arrives as a number (see
- * yaml-source.ts); a secret is a string whatever it looks like.
- */
-export const secretString = z.union([z.string(), z.number().transform(String)]);
+import { port, secretString } from './fields.js';
 
 /** A MySQL database name Relais may create: letters, digits and underscores only. */
 const databaseName = z

@@ -2,52 +2,111 @@
  * Schema of `isps/<isp-id>.yaml`: everything that makes one ISP different from another, written
  * by an integrator with no code. The ISP id is the file name, so it cannot drift from the file.
  *
- * Sections are added by the capability that needs them (intake, delivery, billing); each
- * section owns its defaults so that a minimal file stays short.
+ * Transports and formats are plug-ins: their option schemas come from the registries in
+ * `connectors/`, so adding a format touches no file here. Sections are added by the capability
+ * that needs them (intake, delivery, billing); each owns its defaults so a minimal file stays
+ * short.
  */
 import { z } from 'zod';
+import { formatOptionsSchema } from '../connectors/formats/registry.js';
+import { pickupSchema } from '../connectors/transports/pickup.options.js';
+import { transportOptionsSchema } from '../connectors/transports/registry.js';
+import { moduleCode, regexSource, timeZone } from './fields.js';
 
-/** An IANA time zone such as Europe/Paris, checked against the runtime's tz database. */
-export const timeZone = z.string().refine(isKnownTimeZone, 'unknown IANA time zone');
-
-export function isKnownTimeZone(value: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: value });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Module codes are lowercase words with dashes: `antivirus`, `parental-control`. */
-export const moduleCode = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lowercase module code such as parental-control');
+export { isKnownTimeZone, moduleCode, timeZone } from './fields.js';
 
 export const ISP_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,31}$/;
 
-const singleChar = z.string().length(1, 'expected a single character');
+export const SUBSCRIPTION_STATUSES = ['active', 'suspended', 'cancelled'] as const;
+export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
-export const localTransportSchema = z.strictObject({
-  type: z.literal('local'),
-  inbox: z
-    .string()
-    .optional()
-    .describe('Folder the ISP drops files into; default <dataDir>/isps/<isp-id>/inbox.'),
-});
+export const DELTA_OPERATIONS = ['subscribe', 'change', 'suspend', 'resume', 'cancel'] as const;
+export type DeltaOperation = (typeof DELTA_OPERATIONS)[number];
 
-export const transportSchema = z.discriminatedUnion('type', [localTransportSchema]);
+/** Date formats built from yyyy, MM, dd, HH, mm, ss and literal separators, or `iso`. */
+export const dateFormat = z
+  .string()
+  .regex(
+    /^(iso|[yMdHms/.\-: T]+)$/,
+    'expected iso or a pattern of yyyy, MM, dd, HH, mm, ss and separators, e.g. dd/MM/yyyy',
+  )
+  .refine((f) => f === 'iso' || (f.includes('yyyy') && f.includes('MM') && f.includes('dd')), {
+    message: 'a date pattern needs yyyy, MM and dd',
+  });
 
-export const csvFormatSchema = z.strictObject({
-  type: z.literal('csv'),
-  delimiter: singleChar.default(','),
-  quote: singleChar.default('"'),
-  escape: singleChar.default('"'),
-  header: z.boolean().default(true).describe('First row names the columns.'),
-  encoding: z.enum(['utf-8', 'iso-8859-1', 'windows-1252']).default('utf-8'),
-});
+/**
+ * Where one canonical field comes from and how its raw text is cleaned. Steps run in this
+ * order: trim, case, split (lists), map, pattern, date.
+ */
+function fieldSchema<V extends z.ZodType<string>>(mapValue: V) {
+  return z.strictObject({
+    from: z
+      .union([z.string().min(1), z.int().min(1)])
+      .describe(
+        'CSV column name (or 1-based position), XML path below the record (Contract/Offer, @id), or fixed-width field name.',
+      ),
+    required: z
+      .boolean()
+      .optional()
+      .describe('Reject the record when the value is empty or absent.'),
+    default: z.string().optional().describe('Value used when the source is empty or absent.'),
+    trim: z.boolean().default(true),
+    case: z.enum(['upper', 'lower']).optional(),
+    pattern: regexSource.optional().describe('The cleaned value must match (anchor with ^ and $).'),
+    map: z
+      .record(z.string(), mapValue)
+      .optional()
+      .describe(
+        "Translates the ISP's words; a value not listed rejects the record unless mapDefault is set.",
+      ),
+    mapDefault: mapValue.optional().describe('Result for values absent from map.'),
+  });
+}
 
-export const formatSchema = z.discriminatedUnion('type', [csvFormatSchema]);
+const textField = fieldSchema(z.string());
+
+export const fieldsSchema = z
+  .strictObject({
+    customerRef: textField.describe("The ISP's customer number. Required in every record."),
+    offer: textField.optional().describe('Offer code, translated to modules by `offers`.'),
+    options: fieldSchema(moduleCode)
+      .extend({
+        split: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Separator of a list in one value, e.g. "+" in "AV+PC".'),
+      })
+      .optional()
+      .describe('Extra modules on top of the offer; map translates each item to a module code.'),
+    status: fieldSchema(z.enum(SUBSCRIPTION_STATUSES))
+      .optional()
+      .describe(
+        "Subscription status; map the ISP's words to active, suspended or cancelled. Absent: active.",
+      ),
+    effectiveDate: textField
+      .extend({
+        date: dateFormat
+          .default('iso')
+          .describe('How the date is written; read in the ISP time zone.'),
+      })
+      .optional(),
+    operation: fieldSchema(z.enum(DELTA_OPERATIONS))
+      .optional()
+      .describe(
+        'Delta mode only: what the record does (subscribe, change, suspend, resume, cancel).',
+      ),
+    email: textField
+      .optional()
+      .describe(
+        'Only when activation keys are delivered by e-mail; kept encrypted until sent, then erased.',
+      ),
+    language: textField.optional().describe('Two-letter language for messages to this customer.'),
+  })
+  .describe('How each canonical field is read from a record.');
+
+export type FieldSpec = z.output<typeof textField> & { split?: string; date?: string };
+export type FieldsSettings = z.output<typeof fieldsSchema>;
 
 export const scheduleSchema = z.strictObject({
   cron: z
@@ -58,15 +117,58 @@ export const scheduleSchema = z.strictObject({
   timeZone: timeZone.optional().describe('Time zone of the cron expression; default the ISP one.'),
 });
 
-export const intakeSchema = z.strictObject({
-  mode: z
-    .enum(['snapshot', 'delta'])
-    .default('snapshot')
-    .describe('snapshot: each file is the full customer list; delta: each record is a change.'),
-  transport: transportSchema,
-  schedule: scheduleSchema.prefault({}),
-  format: formatSchema,
-});
+export const intakeSchema = z
+  .strictObject({
+    mode: z
+      .enum(['snapshot', 'delta'])
+      .default('snapshot')
+      .describe('snapshot: each file is the full customer list; delta: each record is a change.'),
+    transport: transportOptionsSchema,
+    pickup: pickupSchema.prefault({}),
+    schedule: scheduleSchema.prefault({}),
+    format: formatOptionsSchema,
+    fields: fieldsSchema,
+    rejects: z
+      .strictObject({
+        refuseFileAbove: z
+          .number()
+          .min(0)
+          .max(1)
+          .optional()
+          .describe(
+            'Share of rejected records (0.05 = 5 %) above which the whole file is refused. Absent: apply the good records whatever the share.',
+          ),
+      })
+      .prefault({}),
+    safety: z
+      .strictObject({
+        maxCancelShare: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.1)
+          .describe(
+            'A snapshot that would cancel more than this share of the active subscribers is held for approval.',
+          ),
+      })
+      .prefault({}),
+  })
+  .superRefine((intake, ctx) => {
+    if (intake.mode === 'delta' && !intake.fields.operation) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fields', 'operation'],
+        message: 'delta mode needs an operation field',
+      });
+    }
+    if (!intake.fields.offer && !intake.fields.options) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fields'],
+        message: 'map at least one of offer or options, or no record has modules',
+      });
+    }
+  });
 
 export const ispSchema = z
   .strictObject({
@@ -82,6 +184,7 @@ export const ispSchema = z
     intake: intakeSchema,
     offers: z
       .record(z.string().min(1), z.array(moduleCode).min(1))
+      .default({})
       .describe('Offer code as the ISP writes it, mapped to the modules it entitles.'),
   })
   .describe('One ISP: how its files arrive, what they mean, how it is billed.');

@@ -17,6 +17,7 @@ const MINIMAL_ISP = [
   'intake:',
   '  transport: { type: local }',
   '  format: { type: csv }',
+  '  fields: { customerRef: { from: ref }, offer: { from: offer } }',
   'offers:',
   '  BASIC: [antivirus]',
   '',

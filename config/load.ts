@@ -6,6 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
+import type { TransportOptions } from '../connectors/transports/registry.js';
 import { ConfigError } from '../platform/errors.js';
 import { type DeploymentSettings, deploymentSchema } from './deployment-schema.js';
 import { ISP_ID_PATTERN, type IspSettings, ispSchema } from './isp-schema.js';
@@ -81,6 +82,23 @@ function resolveDeployment(settings: DeploymentSettings, configFile: string): De
   };
 }
 
+function resolveTransport(
+  transport: TransportOptions,
+  base: string,
+  workDir: string,
+): TransportOptions {
+  switch (transport.type) {
+    case 'local':
+      return { ...transport, inbox: resolve(base, transport.inbox ?? join(workDir, 'inbox')) };
+    case 'sftp':
+      return transport.privateKeyFile
+        ? { ...transport, privateKeyFile: resolve(base, transport.privateKeyFile) }
+        : transport;
+    case 'http':
+      return transport;
+  }
+}
+
 function resolveIsp(
   id: string,
   file: string,
@@ -88,24 +106,16 @@ function resolveIsp(
   deployment: Deployment,
 ): IspConfig {
   const workDir = join(deployment.paths.dataDir, 'isps', id);
-  const base = dirname(file);
-  const transport = settings.intake.transport;
-  const inbox =
-    transport.type === 'local'
-      ? resolve(base, transport.inbox ?? join(workDir, 'inbox'))
-      : undefined;
+  const { intake } = settings;
   return {
     ...settings,
     id,
     file,
     workDir,
     intake: {
-      ...settings.intake,
-      transport: inbox ? { ...transport, inbox } : transport,
-      schedule: {
-        ...settings.intake.schedule,
-        timeZone: settings.intake.schedule.timeZone ?? settings.timeZone,
-      },
+      ...intake,
+      transport: resolveTransport(intake.transport, dirname(file), workDir),
+      schedule: { ...intake.schedule, timeZone: intake.schedule.timeZone ?? settings.timeZone },
     },
   };
 }

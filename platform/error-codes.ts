@@ -43,6 +43,132 @@ export const ERROR_CODES = {
     meaning: 'Redis could not be reached, so no work can be queued.',
     action: 'Check that Redis is up; producers fail fast and callers may retry later.',
   },
+  ISP_UNKNOWN: {
+    httpStatus: 404,
+    meaning: 'No enabled ISP has this id in config/isps/.',
+    action: 'Check the ISP id (the config file name) and that the ISP is enabled.',
+  },
+  FEED_ZERO_BYTES: {
+    httpStatus: 422,
+    meaning: 'The file is empty (0 bytes); an export always has at least a header or a record.',
+    action: 'Ask the ISP to check its export job: an empty file usually means it failed.',
+  },
+  FEED_EMPTY: {
+    httpStatus: 422,
+    meaning: 'The file holds no customer record (for example a header row only).',
+    action:
+      'Ask the ISP to check its export; an empty snapshot would cancel everyone, so it is refused.',
+  },
+  FEED_COLUMNS_MISSING: {
+    httpStatus: 422,
+    meaning: 'The header row lacks columns the ISP config maps.',
+    action:
+      'Compare the header with intake.fields in the ISP config; the message lists the missing columns.',
+  },
+  FEED_CSV_MALFORMED: {
+    httpStatus: 422,
+    meaning: 'The CSV cannot be split into records (for example a quote that never closes).',
+    action:
+      'Look at the reported line in the kept copy of the file; check delimiter, quote and encoding in the config.',
+  },
+  FEED_ENCODING_INVALID: {
+    httpStatus: 422,
+    meaning: 'Bytes in the file are not valid in the configured encoding.',
+    action:
+      'Check intake.format.encoding (utf-8, iso-8859-1, windows-1252) against what the ISP sends.',
+  },
+  FEED_XML_MALFORMED: {
+    httpStatus: 422,
+    meaning: 'The XML is not well-formed.',
+    action:
+      'Look at the reported line and column in the kept copy; the ISP must send well-formed XML.',
+  },
+  FEED_XML_DOCTYPE: {
+    httpStatus: 422,
+    meaning:
+      'The XML declares a DOCTYPE or entities, which are refused (external entities and expansion bombs).',
+    action: 'Ask the ISP to send plain XML without a DOCTYPE.',
+  },
+  FEED_XML_LIMIT: {
+    httpStatus: 422,
+    meaning: 'The XML exceeds a safety limit: nesting depth or the length of one value.',
+    action:
+      'Check the file; raise intake.format.maxDepth or maxValueBytes only if the data is legitimate.',
+  },
+  FEED_TRAILER_MISMATCH: {
+    httpStatus: 422,
+    meaning:
+      'The trailer record counts a different number of records than the file holds: the transfer was probably truncated.',
+    action: 'Ask the ISP to send the file again; nothing of it was applied.',
+  },
+  FEED_TRAILER_MISSING: {
+    httpStatus: 422,
+    meaning:
+      'The file ends without the trailer record its config requires: the transfer was probably truncated.',
+    action: 'Ask the ISP to send the file again; nothing of it was applied.',
+  },
+  FEED_TOO_MANY_REJECTS: {
+    httpStatus: 422,
+    meaning:
+      'More records were rejected than intake.rejects.refuseFileAbove allows, so the whole file was refused.',
+    action:
+      'Read the rejects file in the ISP outbox, fix the export or the mapping, and send the file again.',
+  },
+  FEED_TOO_LARGE: {
+    httpStatus: 413,
+    meaning: 'A pushed file is larger than intake.transport.maxBodyBytes.',
+    action: 'Send a smaller file, or raise maxBodyBytes for this ISP if the size is legitimate.',
+  },
+  FEED_NOT_FOUND: {
+    httpStatus: 404,
+    meaning: 'No feed has this id.',
+    action: 'List feeds with relais feeds list to find the id.',
+  },
+  FEED_NOT_HELD: {
+    httpStatus: 409,
+    meaning: 'Only a held snapshot can be approved or rejected, and this feed is not held.',
+    action: 'Check the feed status with relais feeds show.',
+  },
+  FEED_PUSH_UNAUTHORIZED: {
+    httpStatus: 401,
+    meaning:
+      'A pushed file was refused: missing or wrong signature, or a timestamp outside the replay window.',
+    action:
+      'Sign timestamp + "." + body with HMAC-SHA256 and the ISP secret; check the sender clock.',
+  },
+  FEED_PUSH_REPLAYED: {
+    httpStatus: 409,
+    meaning: 'This exact signed request was already received; a replay is refused.',
+    action:
+      'Send a new request with a fresh timestamp; the same content then answers with the existing feed id.',
+  },
+  SFTP_HOST_KEY_MISMATCH: {
+    httpStatus: 502,
+    meaning:
+      'The SFTP server presented a host key other than the pinned fingerprint: possibly a man in the middle, or a rebuilt server.',
+    action: 'Confirm the new fingerprint with the ISP out of band, then update hostKeyFingerprint.',
+  },
+  SFTP_AUTH_FAILED: {
+    httpStatus: 502,
+    meaning: 'The SFTP server refused the credentials.',
+    action: 'Check username, password or private key for this ISP.',
+  },
+  SFTP_CONNECT_FAILED: {
+    httpStatus: 502,
+    meaning: 'The SFTP server could not be reached after the configured retries.',
+    action: 'Check host, port and network; Relais tries again at the next poll.',
+  },
+  SFTP_TRANSFER_FAILED: {
+    httpStatus: 502,
+    meaning: 'A transfer broke off or did not deliver the expected size.',
+    action:
+      'Nothing partial is kept; Relais retries at the next poll. Check the server if it persists.',
+  },
+  TRANSPORT_IO_FAILED: {
+    httpStatus: 500,
+    meaning: 'A local file operation on an inbox, staging or outbox folder failed.',
+    action: 'Check that the folder exists and that the Relais user may read and write it.',
+  },
   HTTP_NOT_FOUND: {
     httpStatus: 404,
     meaning: 'No route answers this method and path.',

@@ -31,6 +31,15 @@ describe('import boundaries', () => {
     expect(checkFile(root, join(root, 'licensing/licences.ts'), source)).toEqual([]);
   });
 
+  it('lets config/ import plug-in option schemas from connectors/, and nothing else there', () => {
+    const file = join(root, 'config/isp-schema.ts');
+    const ok =
+      "import { formatOptionsSchema } from '../connectors/formats/registry.js';\nimport { x } from '../connectors/transports/sftp.options.js';\n";
+    expect(checkFile(root, file, ok)).toEqual([]);
+    const bad = "import { openSftp } from '../connectors/transports/sftp.js';\n";
+    expect(checkFile(root, file, bad)).toHaveLength(1);
+  });
+
   it('refuses platform/ importing anything of ours', () => {
     const source = "import { loadConfig } from '../config/load.js';\n";
     expect(checkFile(root, join(root, 'platform/db.ts'), source)).toHaveLength(1);

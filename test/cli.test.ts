@@ -48,6 +48,9 @@ describe('relais config check', () => {
         '    type: csv',
         "    delimiter: ';;'",
         '    encoding: ebcdic',
+        '  fields:',
+        "    customerRef: { from: 'N° client' }",
+        '    offer: { from: Offre }',
         'offers:',
         '  BASIC: [Anti Virus]',
         '',
@@ -65,7 +68,7 @@ describe('relais config check', () => {
         /^isps\/fai-nord\.yaml:11:5 intake\.format\.encoding: expected one of /,
       ),
       expect.stringMatching(
-        /^isps\/fai-nord\.yaml:13:11 offers\.BASIC\.0: expected a lowercase module code/,
+        /^isps\/fai-nord\.yaml:16:11 offers\.BASIC\.0: expected a lowercase module code/,
       ),
       '3 problem(s) found',
     ]);
