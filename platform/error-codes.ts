@@ -119,6 +119,19 @@ export const ERROR_CODES = {
     meaning: 'A pushed file is larger than intake.transport.maxBodyBytes.',
     action: 'Send a smaller file, or raise maxBodyBytes for this ISP if the size is legitimate.',
   },
+  FEED_SUPERSEDED: {
+    httpStatus: 409,
+    meaning:
+      'A held snapshot was not applied because a newer snapshot of the same ISP was applied after it.',
+    action:
+      'Nothing to do: the newer snapshot reflects the ISP list; approving the old one would roll it back.',
+  },
+  FEED_HELD_DROPPED: {
+    httpStatus: 409,
+    meaning:
+      'An operator dropped a held snapshot with relais feeds reject; nothing of it was applied.',
+    action: 'Ask the ISP for a corrected export if the snapshot was wrong.',
+  },
   FEED_NOT_FOUND: {
     httpStatus: 404,
     meaning: 'No feed has this id.',

@@ -1,12 +1,212 @@
-import { InternalError } from '../../platform/errors.js';
+/**
+ * The CSV reader. csv-parse splits records (quotes, escapes, delimiters and line breaks inside
+ * quoted fields) in array mode, its fastest; this module numbers lines itself (csv-parse counts
+ * a CRLF inside a quoted field twice), resolves the wanted columns to indices once from the
+ * header, and turns each row into a record or a reject. csv-parse's errors are passed along
+ * in the row stream, after the rows parsed before them, so that the line they name is exact.
+ */
+import { pipeline, Readable, type TransformCallback } from 'node:stream';
+import { CsvError, Parser } from 'csv-parse';
+import { isRelaisError } from '../../platform/errors.js';
 import { type CsvOptions, csvOptionsSchema } from './csv.options.js';
-import type { FeedFormat } from './format.js';
+import { feedError } from './feed-error.js';
+import type { FeedFormat, FormatItem, ReadContext, SourceRecord } from './format.js';
+import { decodeText, dropLines, REPLACEMENT_CHAR, undecodableReject } from './text-input.js';
 
+/**
+ * Longest record accepted, in characters. Far above any customer row; it bounds memory when
+ * a quote never closes and the rest of the file would otherwise pile up in one field.
+ */
+export const MAX_CSV_RECORD_CHARS = 1_048_576;
+
+/** Reads delimited text; see the module comment for how the work is split with csv-parse. */
 export const csvFormat: FeedFormat<CsvOptions> = {
   type: 'csv',
   optionsSchema: csvOptionsSchema,
-  // biome-ignore lint/correctness/useYield: placeholder until the reader lands
-  async *read() {
-    throw new InternalError('INTERNAL', 'the csv reader is not written yet');
-  },
+  read: readCsv,
 };
+
+async function* readCsv(
+  input: Readable,
+  options: CsvOptions,
+  context: ReadContext,
+): AsyncGenerator<FormatItem> {
+  const rows = new CsvRows(options, context);
+  const parser = new InBandErrorParser({
+    delimiter: options.delimiter,
+    quote: options.quote,
+    escape: options.escape,
+    record_delimiter: ['\r\n', '\n'],
+    relax_column_count: true,
+    max_record_size: MAX_CSV_RECORD_CHARS,
+  });
+  const text = dropLines(decodeText(input, options.encoding, context.fileName), options.skipLines);
+  const parsed = pipeline(Readable.from(text), parser, () => {});
+
+  let count = 0;
+  try {
+    for await (const row of parsed as AsyncIterable<string[] | Error>) {
+      if (!Array.isArray(row)) throw rows.explain(row);
+      const item = rows.toItem(row);
+      if (item === null) continue;
+      count++;
+      yield item;
+    }
+  } finally {
+    // The pipeline would release the input too, but only a few ticks later.
+    input.destroy();
+  }
+  if (count === 0) throw rows.noRecordError();
+}
+
+/**
+ * csv-parse's stream, except that a parse error is pushed as a row instead of destroying the
+ * stream: a destroyed stream drops the rows still buffered, and with them the line count.
+ */
+class InBandErrorParser extends Parser {
+  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback) {
+    super._transform(chunk, encoding, this.passErrorOn(callback));
+  }
+
+  override _flush(callback: TransformCallback) {
+    super._flush(this.passErrorOn(callback));
+  }
+
+  private passErrorOn(callback: TransformCallback): TransformCallback {
+    return (err) => {
+      if (err) this.push(err);
+      callback();
+    };
+  }
+}
+
+/** Where each wanted source sits in a row, resolved once. */
+interface Layout {
+  columnCount: number;
+  keys: string[];
+  indexes: number[];
+}
+
+/** Row-by-row state of one read: line numbers, the layout, and row-to-item conversion. */
+class CsvRows {
+  /** Line where the next row starts, counting the lines `skipLines` dropped. */
+  private nextLine: number;
+  private layout: Layout | undefined;
+
+  constructor(
+    private readonly options: CsvOptions,
+    private readonly context: ReadContext,
+  ) {
+    this.nextLine = options.skipLines + 1;
+  }
+
+  /** The item for one parsed row, or null for a blank line or the header row. */
+  toItem(fields: string[]): FormatItem | null {
+    const line = this.nextLine;
+    this.nextLine += 1 + countLineBreaks(fields);
+    if (isBlankRow(fields)) return null;
+    if (this.layout === undefined) {
+      this.layout = this.resolveLayout(fields, line);
+      if (this.options.header) return null;
+    }
+    return this.extract(this.layout, fields, line);
+  }
+
+  /** The error to throw for a parse failure: csv-parse's become FEED_CSV_MALFORMED. */
+  explain(err: Error): unknown {
+    if (isRelaisError(err) || !(err instanceof CsvError)) return err;
+    const at = { fileName: this.context.fileName, line: this.nextLine };
+    return feedError('FEED_CSV_MALFORMED', at, describeCsvError(err.code));
+  }
+
+  noRecordError(): unknown {
+    const what = this.layout === undefined ? 'no row at all' : 'a header but no record';
+    return feedError('FEED_EMPTY', { fileName: this.context.fileName }, `the file holds ${what}`);
+  }
+
+  private extract(layout: Layout, fields: string[], line: number): FormatItem {
+    if (fields.length !== layout.columnCount) {
+      const reason = `expected ${layout.columnCount} columns, found ${fields.length}`;
+      return { kind: 'reject', line, reason };
+    }
+    const record: SourceRecord = { kind: 'record', line, values: {} };
+    for (let i = 0; i < layout.keys.length; i++) {
+      const key = layout.keys[i] as string;
+      const value = fields[layout.indexes[i] as number] as string;
+      if (value.includes(REPLACEMENT_CHAR)) {
+        return undecodableReject(line, key, this.options.encoding);
+      }
+      record.values[key] = value;
+    }
+    return record;
+  }
+
+  private resolveLayout(firstRow: string[], line: number): Layout {
+    const { header, columns } = this.options;
+    const names = header ? firstRow.map((name) => name.trim()) : columns;
+    const columnCount = header ? firstRow.length : (columns?.length ?? firstRow.length);
+    const layout: Layout = { columnCount, keys: [], indexes: [] };
+    const missing: string[] = [];
+    for (const source of this.context.wanted) {
+      const index = typeof source === 'number' ? source - 1 : (names?.indexOf(source) ?? -1);
+      if (index < 0 || index >= columnCount) missing.push(JSON.stringify(String(source)));
+      else {
+        layout.keys.push(String(source));
+        layout.indexes.push(index);
+      }
+    }
+    if (missing.length > 0) throw this.missingColumnsError(missing, firstRow, line);
+    return layout;
+  }
+
+  private missingColumnsError(missing: string[], firstRow: string[], line: number): unknown {
+    const { header, columns } = this.options;
+    const at = { fileName: this.context.fileName, line };
+    let message = `the header lacks column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+    if (header && firstRow.some((name) => name.includes(REPLACEMENT_CHAR))) {
+      message += `: the header holds bytes that are not valid ${this.options.encoding} (is the encoding right?)`;
+      return feedError('FEED_ENCODING_INVALID', at, message);
+    }
+    if (!header) {
+      message = `no column ${missing.join(', ')}: the file has no header row and ${
+        columns === undefined ? 'no columns are configured' : 'columns does not name them'
+      }`;
+    }
+    return feedError('FEED_COLUMNS_MISSING', at, message);
+  }
+}
+
+/** Line breaks inside the fields of one row (quoted fields only can hold them). */
+function countLineBreaks(fields: string[]): number {
+  let count = 0;
+  for (const field of fields) {
+    let at = field.indexOf('\n');
+    while (at !== -1) {
+      count++;
+      at = field.indexOf('\n', at + 1);
+    }
+  }
+  return count;
+}
+
+/** An empty or spaces-only line: one field holding nothing but whitespace. */
+function isBlankRow(fields: string[]): boolean {
+  return fields.length === 1 && (fields[0] as string).trim().length === 0;
+}
+
+/** Our words for csv-parse's error codes; its own messages may quote a field's value. */
+function describeCsvError(code: string): string {
+  switch (code) {
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'a quoted field in the record starting on this line never closes';
+    case 'CSV_MAX_RECORD_SIZE':
+      return `the record starting on this line is longer than ${MAX_CSV_RECORD_CHARS} characters (a quote that never closes?)`;
+    case 'CSV_INVALID_CLOSING_QUOTE':
+    case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
+      return 'in the record starting on this line, a closing quote is followed by something other than a delimiter or a line break';
+    case 'INVALID_OPENING_QUOTE':
+      return 'in the record starting on this line, a quote appears inside an unquoted field';
+    default:
+      return `the record starting on this line cannot be read (csv-parse ${code})`;
+  }
+}
