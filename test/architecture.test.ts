@@ -40,6 +40,14 @@ describe('import boundaries', () => {
     expect(checkFile(root, file, bad)).toHaveLength(1);
   });
 
+  it('lets a test beside the code use test/ harnesses, but not the code beside it', () => {
+    const source = "import { startSshd } from '../../test/harness/sshd.js';\n";
+    expect(checkFile(root, join(root, 'connectors/transports/sftp.int.test.ts'), source)).toEqual(
+      [],
+    );
+    expect(checkFile(root, join(root, 'connectors/transports/sftp.ts'), source)).toHaveLength(1);
+  });
+
   it('refuses platform/ importing anything of ours', () => {
     const source = "import { loadConfig } from '../config/load.js';\n";
     expect(checkFile(root, join(root, 'platform/db.ts'), source)).toHaveLength(1);

@@ -31,6 +31,9 @@ export const ALLOWED_FILES: Partial<Record<Folder, { folder: Folder; file: RegEx
   config: [{ folder: 'connectors', file: /(^|\/)(registry|[\w-]+\.options)\.(ts|js)$/ }],
 };
 
+/** Tests beside the code (`*.test.ts`) may use `test/` harnesses and generators, and no more. */
+const TEST_FILE = /\.test\.ts$/;
+
 /** Which of our folders each folder may import from (itself always allowed). */
 export const ALLOWED_IMPORTS: Record<Folder, readonly Folder[] | 'any'> = {
   cli: 'any',
@@ -83,6 +86,7 @@ export function checkFile(root: string, file: string, source: string): Violation
     const target = resolve(dirname(file), specifier);
     const to = folderOf(root, target);
     if (!to || to === from || allowed === 'any' || allowed.includes(to)) continue;
+    if (to === 'test' && TEST_FILE.test(file)) continue;
     const exceptions = ALLOWED_FILES[from] ?? [];
     if (exceptions.some((e) => e.folder === to && e.file.test(target))) continue;
     violations.push({ file: relative(root, file), line, specifier, from, to });

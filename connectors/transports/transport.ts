@@ -29,15 +29,23 @@ export interface PolledTransport {
   readonly description: string;
   /** Regular files directly in the inbox (no folders, no recursion). */
   list(): Promise<InboxFile[]>;
-  /** Current size and mtime of one inbox file, or undefined when it is gone. */
-  stat(name: string): Promise<InboxFile | undefined>;
+  /**
+   * Current size and mtime of one inbox file, or undefined when it is gone (or is not a
+   * regular file). With `folder`, looks in that subfolder of the inbox instead, which is how
+   * `pickup.ts` avoids replacing an earlier file in `processed/` or `failed/`.
+   */
+  stat(name: string, folder?: string): Promise<InboxFile | undefined>;
   /**
    * Streams one inbox file to `localPath` (never whole in memory), hashing as it goes, and
    * checks that the bytes written match the size the server reports.
    */
   download(name: string, localPath: string): Promise<DownloadResult>;
-  /** Moves an inbox file into a subfolder of the inbox (created when absent). */
+  /**
+   * Moves an inbox file into a subfolder of the inbox (created when absent). A file of the same
+   * name already there is replaced: callers that must keep it check with `stat` first.
+   */
   moveTo(name: string, folder: string, newName?: string): Promise<void>;
+  /** Deletes an inbox file; a file that is already gone is not an error. */
   remove(name: string): Promise<void>;
   /** Writes a small text file into a subfolder of the inbox (created when absent). */
   writeText(folder: string, name: string, text: string): Promise<void>;
