@@ -9,7 +9,10 @@ import { packageRoot } from '../platform/package-root.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerErrorsCommand } from './commands/errors.js';
+import { registerFeedsCommands } from './commands/feeds.js';
+import { registerIngestCommand } from './commands/ingest.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerPollCommand } from './commands/poll.js';
 import { registerStartCommand } from './commands/start.js';
 import { describeError, EXIT_OK, ExitRequest, exitCodeFor } from './exit.js';
 
@@ -29,6 +32,9 @@ export function buildProgram(): Command {
   registerConfigCommands(program);
   registerMigrateCommand(program);
   registerStartCommand(program);
+  registerIngestCommand(program);
+  registerFeedsCommands(program);
+  registerPollCommand(program);
   registerDemoCommand(program);
   registerErrorsCommand(program);
   for (const command of program.commands) {

@@ -7,6 +7,7 @@
  * that needs them (intake, delivery, billing); each owns its defaults so a minimal file stays
  * short.
  */
+import cron from 'node-cron';
 import { z } from 'zod';
 import { formatOptionsSchema } from '../connectors/formats/registry.js';
 import { pickupSchema } from '../connectors/transports/pickup.options.js';
@@ -112,6 +113,10 @@ export const scheduleSchema = z.strictObject({
   cron: z
     .string()
     .min(1)
+    .refine(
+      (expression) => cron.validate(expression),
+      'not a valid cron expression (minute hour day month weekday)',
+    )
     .default('*/5 * * * *')
     .describe('When to poll the inbox, as a cron expression (minute hour day month weekday).'),
   timeZone: timeZone.optional().describe('Time zone of the cron expression; default the ISP one.'),

@@ -46,7 +46,9 @@ export class Lifecycle {
   }
 
   private async runClosers(reason: string): Promise<void> {
-    this.log.info({ reason }, 'shutting down');
+    // A service stopping is news; a CLI command closing its connections is not.
+    const level = reason.startsWith('SIG') ? 'info' : 'debug';
+    this.log[level]({ reason }, 'shutting down');
     for (const { name, close } of [...this.closers].reverse()) {
       try {
         await close();
@@ -55,7 +57,7 @@ export class Lifecycle {
         this.log.error({ err, component: name }, 'component failed to stop cleanly');
       }
     }
-    this.log.info('shutdown complete');
+    this.log[level]('shutdown complete');
   }
 
   /** Wires SIGINT and SIGTERM to a bounded shutdown followed by exit. A second signal exits at once. */

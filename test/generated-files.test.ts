@@ -6,6 +6,7 @@ import { ERROR_CODES } from '../platform/error-codes.js';
 import { renderErrorsMarkdown } from '../platform/error-docs.js';
 import { packageRoot } from '../platform/package-root.js';
 import { FOLDERS, sourceFiles } from './architecture.js';
+import { sampleFiles } from './generators/samples.js';
 
 const APPLICATION_FOLDERS = FOLDERS.filter((f) => !['test', 'bench', 'migrations'].includes(f));
 
@@ -21,6 +22,14 @@ describe('checked-in generated files', () => {
     const page = readFileSync(join(packageRoot(), 'docs/errors.md'), 'utf8');
     expect(page, REGENERATE).toBe(renderErrorsMarkdown());
   });
+
+  it.each(sampleFiles().map((s) => [s.path, s]))(
+    'config/samples/%s matches its generator',
+    (_, s) => {
+      const path = join(packageRoot(), 'config', 'samples', s.path);
+      expect(readFileSync(path).equals(s.bytes), REGENERATE).toBe(true);
+    },
+  );
 
   it('every error code in the table is raised somewhere in the code', () => {
     const used = new Set<string>();

@@ -5,16 +5,17 @@
  */
 import { type Command, Option } from 'commander';
 import { loadConfigOrThrow, type RelaisConfig } from '../../config/load.js';
-import { syncIsps } from '../../connectors/isp-registry.js';
 import { Lifecycle } from '../../platform/lifecycle.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
 import { checkEvictionPolicy } from '../../platform/redis.js';
+import { type IntakeRuntime, openIntake } from '../intake-runtime.js';
 import { configOption } from '../output.js';
 import { ROLES, type Role, startApi, startScheduler, startWorkers } from '../roles.js';
 import { assertMigrated, openServices, type Services } from '../services.js';
 
 export interface RunningRelais {
   services: Services;
+  runtime: IntakeRuntime;
   /** Base URL of the api when this process runs it. */
   apiUrl?: string;
 }
@@ -30,12 +31,13 @@ export async function startRelais(
   const services = await openServices(config, log, lifecycle);
   await assertMigrated(services);
   await checkEvictionPolicy(services.redis, log);
-  await syncIsps(services.connectorDb, config.isps, log);
 
-  const running: RunningRelais = { services };
-  if (role === 'all' || role === 'api') running.apiUrl = await startApi(services, options.port);
-  if (role === 'all' || role === 'worker') await startWorkers(services);
-  if (role === 'all' || role === 'scheduler') await startScheduler(services);
+  const runtime = await openIntake(services);
+  const running: RunningRelais = { services, runtime };
+  if (role === 'all' || role === 'api')
+    running.apiUrl = await startApi(services, runtime, options.port);
+  if (role === 'all' || role === 'worker') await startWorkers(services, runtime);
+  if (role === 'all' || role === 'scheduler') await startScheduler(services, runtime);
   log.info({ role, isps: [...config.isps.keys()], apiUrl: running.apiUrl }, 'relais started');
   return running;
 }

@@ -1,0 +1,177 @@
+/**
+ * `POST /v1/isps/:isp/feeds`: an ISP billing system pushes an export over HTTPS.
+ *
+ * Authentication is per ISP: the request carries `X-Relais-Timestamp` (unix seconds) and
+ * `X-Relais-Signature: sha256=<hex>`, the HMAC-SHA256 of `<timestamp>.<body>` under the ISP's
+ * own secret, so one ISP's credentials can never push into another's feeds. The timestamp must
+ * be within the replay window and each signature is accepted once. The body is streamed to
+ * disk while being hashed and signed, capped at the ISP's `maxBodyBytes` (413 beyond it,
+ * without reading the rest). Answers 202 with the new feed id, or 200 with the existing one
+ * when the same content was already received.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createWriteStream, rmSync } from 'node:fs';
+import { type Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { IspConfig, RelaisConfig } from '../config/load.js';
+import { HashingCounter } from '../connectors/intake/feed-files.js';
+import type { IntakeDeps } from '../connectors/intake/intake-service.js';
+import { receiveFeed } from '../connectors/intake/receive.js';
+import type { HttpPushOptions } from '../connectors/transports/http-push.options.js';
+import { RequestError, TransientError } from '../platform/errors.js';
+import { ingestJobId, JOB_NAMES, type Queues } from '../queue/queues.js';
+
+export const TIMESTAMP_HEADER = 'x-relais-timestamp';
+export const SIGNATURE_HEADER = 'x-relais-signature';
+export const FILENAME_HEADER = 'x-relais-filename';
+
+export interface FeedPushOptions {
+  config: RelaisConfig;
+  intake: IntakeDeps;
+  queues: Pick<Queues, 'feeds'>;
+  redis: Redis;
+  prefix: string;
+  now?: () => number;
+}
+
+/** Signs a push the way an ISP must: for clients, tests and docs. */
+export function signPush(secret: string, timestampS: number, body: Buffer | string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestampS}.`).update(body).digest('hex')}`;
+}
+
+function unauthorized(reason: string): RequestError {
+  return new RequestError('FEED_PUSH_UNAUTHORIZED', `push refused: ${reason}`);
+}
+
+function pushSettings(
+  config: RelaisConfig,
+  ispId: string,
+): { isp: IspConfig; push: HttpPushOptions } {
+  const isp = config.isps.get(ispId);
+  const transport = isp?.intake.transport;
+  if (!isp?.enabled || transport?.type !== 'http') {
+    throw new RequestError('ISP_UNKNOWN', 'no ISP accepts pushes at this address');
+  }
+  return { isp, push: transport };
+}
+
+/** Counts bytes and feeds the HMAC; fails the stream past the cap. */
+class SignedCap extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly hmac: ReturnType<typeof createHmac>,
+    private readonly maxBytes: number,
+  ) {
+    super();
+  }
+
+  override _transform(
+    chunk: Buffer,
+    _e: BufferEncoding,
+    done: (err?: Error | null, data?: Buffer) => void,
+  ): void {
+    this.seen += chunk.length;
+    if (this.seen > this.maxBytes) {
+      done(
+        new RequestError(
+          'FEED_TOO_LARGE',
+          `push larger than the ${this.maxBytes} bytes this ISP may send`,
+        ),
+      );
+      return;
+    }
+    this.hmac.update(chunk);
+    done(null, chunk);
+  }
+}
+
+function readHeaders(request: FastifyRequest, push: HttpPushOptions, nowS: number) {
+  const timestamp = String(request.headers[TIMESTAMP_HEADER] ?? '');
+  const signature = String(request.headers[SIGNATURE_HEADER] ?? '');
+  if (!/^\d{1,12}$/.test(timestamp)) throw unauthorized(`missing or malformed ${TIMESTAMP_HEADER}`);
+  if (!/^sha256=[0-9a-f]{64}$/.test(signature))
+    throw unauthorized(`missing or malformed ${SIGNATURE_HEADER}`);
+  if (Math.abs(nowS - Number(timestamp)) > push.replayWindowS) {
+    throw unauthorized(
+      `timestamp outside the ${push.replayWindowS} s window (check the sender clock)`,
+    );
+  }
+  const length = Number(request.headers['content-length'] ?? Number.NaN);
+  if (length > push.maxBodyBytes) {
+    throw new RequestError(
+      'FEED_TOO_LARGE',
+      `push of ${length} bytes, larger than the ${push.maxBodyBytes} bytes this ISP may send`,
+    );
+  }
+  return { timestamp: Number(timestamp), signature };
+}
+
+function pushName(request: FastifyRequest, nowMs: number): string {
+  const given = String(request.headers[FILENAME_HEADER] ?? '').replace(/[^\w.-]+/g, '_');
+  return given.length > 0
+    ? given.slice(0, 200)
+    : `push-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`;
+}
+
+export const feedPushRoutes: FastifyPluginAsync<FeedPushOptions> = async (app, options) => {
+  const now = options.now ?? Date.now;
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.post<{ Params: { isp: string } }>('/v1/isps/:isp/feeds', async (request, reply) => {
+    const { isp, push } = pushSettings(options.config, request.params.isp);
+    const { timestamp, signature } = readHeaders(request, push, Math.floor(now() / 1000));
+    if (options.redis.status !== 'ready')
+      throw new TransientError('REDIS_UNAVAILABLE', 'cannot accept pushes while redis is down');
+    const replayKey = `${options.prefix}:push-signature:${isp.id}:${signature.slice(7)}`;
+    if ((await options.redis.exists(replayKey)) === 1)
+      throw new RequestError('FEED_PUSH_REPLAYED', 'this signed request was already received');
+
+    const body = request.body as Readable;
+    const received = await receiveFeed(options.intake, {
+      ispId: isp.id,
+      source: 'http',
+      name: pushName(request, now()),
+      async fill(path) {
+        const hmac = createHmac('sha256', push.secret).update(`${timestamp}.`);
+        const counter = new HashingCounter();
+        try {
+          await pipeline(
+            body,
+            new SignedCap(hmac, push.maxBodyBytes),
+            counter,
+            createWriteStream(path),
+          );
+        } catch (err) {
+          rmSync(path, { force: true });
+          throw err;
+        }
+        const expected = Buffer.from(`sha256=${hmac.digest('hex')}`);
+        const given = Buffer.from(signature);
+        if (expected.length !== given.length || !timingSafeEqual(expected, given))
+          throw unauthorized('signature does not match');
+        const fresh = await options.redis.set(replayKey, '1', 'EX', push.replayWindowS * 2, 'NX');
+        if (fresh !== 'OK')
+          throw new RequestError('FEED_PUSH_REPLAYED', 'this signed request was already received');
+        return { sizeBytes: counter.sizeBytes, sha256: counter.digest() };
+      },
+    });
+    options.intake.metrics?.feedReceived(isp.id, 'http', received.original !== undefined);
+    if (received.original) {
+      return reply
+        .status(200)
+        .send({ feedId: received.original.id, status: received.original.status, duplicate: true });
+    }
+    if (received.feed.status === 'received') {
+      await options.queues.feeds.add(
+        JOB_NAMES.ingestIsp,
+        { ispId: isp.id, feedId: received.feed.id },
+        { jobId: ingestJobId(isp.id, received.feed.id) },
+      );
+    }
+    return reply
+      .status(202)
+      .send({ feedId: received.feed.id, status: received.feed.status, duplicate: false });
+  });
+};

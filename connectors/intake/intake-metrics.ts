@@ -1,0 +1,60 @@
+/**
+ * Prometheus metrics of the intake, per ISP: feeds by outcome, records accepted and rejected,
+ * and the changes snapshots and deltas produced.
+ */
+import { Counter, Gauge } from 'prom-client';
+import type { Metrics } from '../../platform/metrics.js';
+import type { FeedCounts } from '../feed-ledger.js';
+
+export interface IntakeMetrics {
+  feedReceived(ispId: string, source: string, duplicate: boolean): void;
+  feedFinished(ispId: string, status: 'failed' | 'held'): void;
+  feedApplied(ispId: string, counts: FeedCounts): void;
+  setHeld(ispId: string, count: number): void;
+}
+
+export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
+  const feeds = new Counter({
+    name: 'relais_feeds_total',
+    help: 'Feeds by ISP and outcome: received, duplicate, applied, held, failed.',
+    labelNames: ['isp', 'status'],
+    registers: [registry],
+  });
+  const records = new Counter({
+    name: 'relais_feed_records_total',
+    help: 'Records read from feeds, by outcome: applied or rejected.',
+    labelNames: ['isp', 'outcome'],
+    registers: [registry],
+  });
+  const changes = new Counter({
+    name: 'relais_feed_changes_total',
+    help: 'Subscriber changes applied from feeds, by kind.',
+    labelNames: ['isp', 'kind'],
+    registers: [registry],
+  });
+  const held = new Gauge({
+    name: 'relais_feeds_held',
+    help: 'Snapshots held for approval right now.',
+    labelNames: ['isp'],
+    registers: [registry],
+  });
+  return {
+    feedReceived(isp, _source, duplicate) {
+      feeds.inc({ isp, status: duplicate ? 'duplicate' : 'received' });
+    },
+    feedFinished(isp, status) {
+      feeds.inc({ isp, status });
+    },
+    feedApplied(isp, counts) {
+      feeds.inc({ isp, status: 'applied' });
+      records.inc({ isp, outcome: 'applied' }, counts.applied);
+      records.inc({ isp, outcome: 'rejected' }, counts.rejected);
+      for (const kind of ['subscribes', 'changes', 'suspends', 'resumes', 'cancels'] as const) {
+        changes.inc({ isp, kind: kind.replace(/s$/, '') }, counts[kind]);
+      }
+    },
+    setHeld(isp, count) {
+      held.set({ isp }, count);
+    },
+  };
+}

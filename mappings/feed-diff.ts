@@ -1,0 +1,324 @@
+/**
+ * Turns a feed's records into subscriber changes by comparing them with the state last applied.
+ *
+ * - Snapshot: the feed is the ISP's whole list. Both sides arrive sorted by customer ref and are
+ *   merged in one pass: new refs subscribe, status and module differences suspend, resume,
+ *   change or cancel, and refs missing from the file cancel. Only differences produce work.
+ * - Delta: each record is an operation. A customer's operations are applied in effective-date
+ *   order (ties in file order) through a small state machine; an operation that makes no sense
+ *   for the current state (changing an unknown customer) is rejected, one that changes nothing
+ *   (suspending a suspended customer) is a no-op.
+ *
+ * A ref that appears more than once in a snapshot is rejected, not silently overwritten, and a
+ * ref whose row was rejected is left as it is rather than cancelled. A subscriber whose stored
+ * `lastFeedId` is this feed was already applied by an interrupted run of the same feed and is
+ * skipped: that is what makes a resumed feed end in the state of one clean run.
+ */
+import type { DeltaOperation, SubscriptionStatus } from '../config/isp-schema.js';
+import type { CustomerRecord, MappingReject } from './customer-record.js';
+import { type CommandKind, commandKey, type ProvisioningCommand } from './provisioning-command.js';
+import type { StoredSubscriber, SubscriberChange } from './subscriber-store.js';
+
+/** One sorted item of a feed: a valid record, or a rejected row whose ref was readable. */
+export type FeedItem =
+  | { kind: 'record'; record: CustomerRecord }
+  | { kind: 'protect'; customerRef: string; line: number };
+
+export interface RefGroup {
+  customerRef: string;
+  items: FeedItem[];
+}
+
+export interface DiffContext {
+  feedId: string;
+  /** Effective time of changes the file does not date (missing refs, undated records). */
+  receivedAt: Date;
+  newSubscriberId: () => string;
+}
+
+export interface GroupOutcome {
+  change?: SubscriberChange;
+  rejects: MappingReject[];
+}
+
+export function refOf(item: FeedItem): string {
+  return item.kind === 'record' ? item.record.customerRef : item.customerRef;
+}
+
+export function lineOf(item: FeedItem): number {
+  return item.kind === 'record' ? item.record.line : item.line;
+}
+
+/** Sort order of feed items: ref, then effective date (undated first), then line. */
+export function compareFeedItems(a: FeedItem, b: FeedItem): number {
+  const ra = refOf(a);
+  const rb = refOf(b);
+  if (ra !== rb) return ra < rb ? -1 : 1;
+  const ta = a.kind === 'record' ? (a.record.effectiveAt?.getTime() ?? -1) : -1;
+  const tb = b.kind === 'record' ? (b.record.effectiveAt?.getTime() ?? -1) : -1;
+  return ta - tb || lineOf(a) - lineOf(b);
+}
+
+/** Groups consecutive items of one ref; the input must be sorted by {@link compareFeedItems}. */
+export async function* groupByRef(items: AsyncIterable<FeedItem>): AsyncGenerator<RefGroup> {
+  let current: RefGroup | undefined;
+  for await (const item of items) {
+    const ref = refOf(item);
+    if (current && current.customerRef === ref) {
+      current.items.push(item);
+      continue;
+    }
+    if (current) yield current;
+    current = { customerRef: ref, items: [item] };
+  }
+  if (current) yield current;
+}
+
+function sameModules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((m, i) => m === b[i]);
+}
+
+interface State {
+  status: SubscriptionStatus;
+  modules: string[];
+  offer: string | null;
+}
+
+/** Builds the change of one subscriber from its stored state and the commands decided. */
+class ChangeBuilder {
+  private readonly commands: ProvisioningCommand[] = [];
+  private version: number;
+  private effectiveAt: Date | null = null;
+  readonly subscriberId: string;
+
+  constructor(
+    private readonly customerRef: string,
+    private readonly stored: StoredSubscriber | undefined,
+    ctx: DiffContext,
+    private state: State | undefined,
+  ) {
+    this.subscriberId = stored?.subscriberId ?? ctx.newSubscriberId();
+    this.version = stored?.version ?? 0;
+  }
+
+  get current(): State | undefined {
+    return this.state;
+  }
+
+  add(kind: CommandKind, next: State, effectiveAt: Date): void {
+    this.version++;
+    this.state = next;
+    this.effectiveAt = effectiveAt;
+    this.commands.push({
+      key: commandKey(this.subscriberId, this.version),
+      kind,
+      subscriberId: this.subscriberId,
+      modules: next.modules,
+      status: next.status,
+      effectiveAt: effectiveAt.toISOString(),
+      version: this.version,
+    });
+  }
+
+  build(): SubscriberChange | undefined {
+    if (this.commands.length === 0 || !this.state) return undefined;
+    return {
+      customerRef: this.customerRef,
+      subscriberId: this.subscriberId,
+      isNew: this.stored === undefined,
+      status: this.state.status,
+      offer: this.state.offer,
+      modules: this.state.modules,
+      effectiveAt: this.effectiveAt,
+      version: this.version,
+      commands: this.commands,
+    };
+  }
+}
+
+function storedState(stored: StoredSubscriber | undefined): State | undefined {
+  return stored && { status: stored.status, modules: stored.modules, offer: stored.offer };
+}
+
+/** What moving from `current` to the record's status and modules takes, if anything. */
+function snapshotTransition(
+  current: State | undefined,
+  record: CustomerRecord,
+): CommandKind | undefined {
+  if (!current || current.status === 'cancelled') {
+    return record.status === 'cancelled' ? undefined : 'subscribe';
+  }
+  if (record.status === 'cancelled') return 'cancel';
+  if (current.status === 'active' && record.status === 'suspended') return 'suspend';
+  if (current.status === 'suspended' && record.status === 'active') return 'resume';
+  return sameModules(current.modules, record.modules) ? undefined : 'change';
+}
+
+function duplicateRejects(group: RefGroup): MappingReject[] {
+  const lines = group.items.map(lineOf).sort((a, b) => a - b);
+  const reason = `customer ref appears ${lines.length} times in this file (lines ${lines.join(', ')})`;
+  return group.items
+    .filter((item) => item.kind === 'record')
+    .map((item) => ({
+      line: lineOf(item),
+      field: 'customerRef',
+      value: group.customerRef,
+      reason,
+      customerRef: group.customerRef,
+    }));
+}
+
+/** One ref of a snapshot against its stored state. */
+export function diffSnapshotGroup(
+  group: RefGroup,
+  stored: StoredSubscriber | undefined,
+  ctx: DiffContext,
+): GroupOutcome {
+  if (group.items.length > 1) return { rejects: duplicateRejects(group) };
+  const [item] = group.items;
+  if (item?.kind !== 'record') return { rejects: [] };
+  if (stored?.lastFeedId === ctx.feedId) return { rejects: [] };
+
+  const record = item.record;
+  const builder = new ChangeBuilder(group.customerRef, stored, ctx, storedState(stored));
+  const kind = snapshotTransition(builder.current, record);
+  if (!kind) return { rejects: [] };
+  const modules = kind === 'cancel' ? (stored?.modules ?? []) : record.modules;
+  builder.add(
+    kind,
+    { status: record.status, modules, offer: record.offer },
+    record.effectiveAt ?? ctx.receivedAt,
+  );
+  return { change: builder.build(), rejects: [] };
+}
+
+/** A stored subscriber the snapshot no longer lists: cancelled, unless already so. */
+export function cancelMissing(
+  stored: StoredSubscriber,
+  ctx: DiffContext,
+): SubscriberChange | undefined {
+  if (stored.status === 'cancelled' || stored.lastFeedId === ctx.feedId) return undefined;
+  const builder = new ChangeBuilder(stored.customerRef, stored, ctx, storedState(stored));
+  builder.add(
+    'cancel',
+    { status: 'cancelled', modules: stored.modules, offer: stored.offer },
+    ctx.receivedAt,
+  );
+  return builder.build();
+}
+
+export interface SnapshotDiffEvent {
+  change?: SubscriberChange;
+  rejects: MappingReject[];
+  /** Set on stored subscribers as they are passed, to count the active ones. */
+  storedStatus?: SubscriptionStatus;
+}
+
+/** Merges a sorted snapshot with the sorted stored state of the ISP. */
+export async function* diffSnapshot(
+  groups: AsyncIterable<RefGroup>,
+  stored: AsyncIterable<StoredSubscriber>,
+  ctx: DiffContext,
+): AsyncGenerator<SnapshotDiffEvent> {
+  const storedIt = stored[Symbol.asyncIterator]();
+  let next = await storedIt.next();
+  for await (const group of groups) {
+    while (!next.done && next.value.customerRef < group.customerRef) {
+      yield {
+        change: cancelMissing(next.value, ctx),
+        rejects: [],
+        storedStatus: next.value.status,
+      };
+      next = await storedIt.next();
+    }
+    if (!next.done && next.value.customerRef === group.customerRef) {
+      yield { ...diffSnapshotGroup(group, next.value, ctx), storedStatus: next.value.status };
+      next = await storedIt.next();
+    } else {
+      yield diffSnapshotGroup(group, undefined, ctx);
+    }
+  }
+  while (!next.done) {
+    yield { change: cancelMissing(next.value, ctx), rejects: [], storedStatus: next.value.status };
+    next = await storedIt.next();
+  }
+}
+
+type DeltaStep = { kind: CommandKind; next: State } | { noop: true } | { reject: string };
+
+function deltaStep(
+  current: State | undefined,
+  op: DeltaOperation,
+  record: CustomerRecord,
+): DeltaStep {
+  const live = current && current.status !== 'cancelled' ? current : undefined;
+  const target: State = { status: 'active', modules: record.modules, offer: record.offer };
+  switch (op) {
+    case 'subscribe':
+      if (!live) return { kind: 'subscribe', next: target };
+      return sameModules(live.modules, record.modules)
+        ? { noop: true }
+        : { kind: 'change', next: { ...target, status: live.status } };
+    case 'change':
+      if (!live)
+        return {
+          reject: current
+            ? 'cannot change a cancelled subscription'
+            : 'cannot change an unknown customer',
+        };
+      return sameModules(live.modules, record.modules)
+        ? { noop: true }
+        : { kind: 'change', next: { ...target, status: live.status } };
+    case 'suspend':
+      if (!live)
+        return {
+          reject: current
+            ? 'cannot suspend a cancelled subscription'
+            : 'cannot suspend an unknown customer',
+        };
+      return live.status === 'suspended'
+        ? { noop: true }
+        : { kind: 'suspend', next: { ...live, status: 'suspended' } };
+    case 'resume':
+      if (!live)
+        return {
+          reject: current
+            ? 'cannot resume a cancelled subscription'
+            : 'cannot resume an unknown customer',
+        };
+      return live.status === 'active'
+        ? { noop: true }
+        : { kind: 'resume', next: { ...live, status: 'active' } };
+    case 'cancel':
+      if (!current) return { reject: 'cannot cancel an unknown customer' };
+      return live ? { kind: 'cancel', next: { ...live, status: 'cancelled' } } : { noop: true };
+  }
+}
+
+/** One ref's operations of a delta feed, in effective-date order, against its stored state. */
+export function diffDeltaGroup(
+  group: RefGroup,
+  stored: StoredSubscriber | undefined,
+  ctx: DiffContext,
+): GroupOutcome {
+  if (stored?.lastFeedId === ctx.feedId) return { rejects: [] };
+  const builder = new ChangeBuilder(group.customerRef, stored, ctx, storedState(stored));
+  const rejects: MappingReject[] = [];
+  for (const item of group.items) {
+    if (item.kind !== 'record' || !item.record.operation) continue;
+    const { record } = item;
+    const step = deltaStep(builder.current, item.record.operation, record);
+    if ('reject' in step) {
+      rejects.push({
+        line: record.line,
+        field: 'operation',
+        value: record.operation,
+        reason: step.reject,
+        customerRef: record.customerRef,
+      });
+    } else if ('kind' in step) {
+      builder.add(step.kind, step.next, record.effectiveAt ?? ctx.receivedAt);
+    }
+  }
+  return { change: builder.build(), rejects };
+}

@@ -1,0 +1,85 @@
+/**
+ * The scheduler role. Each ISP's cron expression is evaluated by node-cron in the ISP's time
+ * zone; each tick adds one poll job whose id is the ISP and the scheduled minute, so any number
+ * of schedulers add one job per tick. The database (ISP locks, ledger) is the final guard
+ * against doing work twice; the job id only saves the duplicate effort. Every minute the
+ * scheduler also moves provisioning batches still pending in the outbox to the queue (after a
+ * Redis outage, for instance) and asks for a drain of ISPs with feeds waiting.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { RelaisConfig } from '../config/load.js';
+import { POLLED_TRANSPORTS } from '../connectors/transports/registry.js';
+import type { Db } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { flushOutbox } from './outbox.js';
+import { ingestJobId, JOB_NAMES, pollJobId, type Queues } from './queues.js';
+
+export interface SchedulerDeps {
+  config: RelaisConfig;
+  db: Db;
+  queues: Queues;
+  log: Logger;
+}
+
+export interface Scheduler {
+  tasks: ScheduledTask[];
+  stop(): Promise<void>;
+}
+
+async function sweep(deps: SchedulerDeps): Promise<void> {
+  await flushOutbox(deps.db, deps.queues, deps.log);
+  const waiting: { isp_id: string; id: string }[] = await deps
+    .db('feeds')
+    .select('isp_id')
+    .min({ id: 'id' })
+    .whereIn('status', ['received', 'parsing'])
+    .groupBy('isp_id');
+  for (const { isp_id: ispId, id } of waiting) {
+    if (!deps.config.isps.has(ispId)) continue;
+    await deps.queues.feeds.add(JOB_NAMES.ingestIsp, { ispId }, { jobId: ingestJobId(ispId, id) });
+  }
+}
+
+export function startScheduler(deps: SchedulerDeps): Scheduler {
+  const tasks: ScheduledTask[] = [];
+  for (const isp of deps.config.isps.values()) {
+    if (!isp.enabled || !POLLED_TRANSPORTS.includes(isp.intake.transport.type)) continue;
+    const { cron: expression, timeZone } = isp.intake.schedule;
+    const task = cron.schedule(
+      expression,
+      async (context) => {
+        const jobId = pollJobId(isp.id, context.date);
+        try {
+          await deps.queues.feeds.add(
+            JOB_NAMES.pollIsp,
+            { ispId: isp.id, scheduledFor: context.date.toISOString() },
+            { jobId },
+          );
+        } catch (err) {
+          deps.log.warn({ err, isp: isp.id, jobId }, 'cannot queue scheduled poll');
+        }
+      },
+      { name: `poll-${isp.id}`, timezone: timeZone, noOverlap: true },
+    );
+    tasks.push(task);
+    deps.log.info({ isp: isp.id, cron: expression, timeZone }, 'poll scheduled');
+  }
+  const sweeper = cron.schedule(
+    '* * * * *',
+    async () => {
+      try {
+        await sweep(deps);
+      } catch (err) {
+        deps.log.warn({ err }, 'outbox sweep failed; retrying next minute');
+      }
+    },
+    { name: 'sweep', noOverlap: true },
+  );
+  tasks.push(sweeper);
+  return {
+    tasks,
+    async stop() {
+      for (const task of tasks) await task.destroy();
+    },
+  };
+}
