@@ -7,20 +7,20 @@
  * be within the replay window and each signature is accepted once. The body is streamed to
  * disk while being hashed and signed, capped at the ISP's `maxBodyBytes` (413 beyond it,
  * without reading the rest). Answers 202 with the new feed id, or 200 with the existing one
- * when the same content was already received.
+ * when the same content was already received. The protocol for ISPs is in docs/push-api.md.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createWriteStream, rmSync } from 'node:fs';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { HashingCounter } from '../connectors/intake/feed-files.js';
 import type { IntakeDeps } from '../connectors/intake/intake-service.js';
-import { receiveFeed } from '../connectors/intake/receive.js';
+import { type Received, receiveFeed } from '../connectors/intake/receive.js';
 import type { HttpPushOptions } from '../connectors/transports/http-push.options.js';
-import { RequestError, TransientError } from '../platform/errors.js';
+import { isRelaisError, RequestError, TransientError } from '../platform/errors.js';
 import { ingestJobId, JOB_NAMES, type Queues } from '../queue/queues.js';
 
 export const TIMESTAMP_HEADER = 'x-relais-timestamp';
@@ -32,9 +32,12 @@ export interface FeedPushOptions {
   intake: IntakeDeps;
   queues: Pick<Queues, 'feeds'>;
   redis: Redis;
+  /** Redis key prefix of the deployment (replay keys live under it), not a URL prefix. */
   prefix: string;
   now?: () => number;
 }
+
+type RouteOptions = Omit<FeedPushOptions, 'prefix'> & { redisPrefix: string };
 
 /** Signs a push the way an ISP must: for clients, tests and docs. */
 export function signPush(secret: string, timestampS: number, body: Buffer | string): string {
@@ -87,6 +90,17 @@ class SignedCap extends Transform {
   }
 }
 
+/** A body that stopped before its end (client gone, short Content-Length) is the sender's fault. */
+function asBodyError(err: unknown, body: Readable): unknown {
+  if (isRelaisError(err)) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const cutShort =
+    code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || body.readableAborted;
+  if (!cutShort) return err;
+  const message = 'push body ended before it was complete';
+  return new RequestError('HTTP_BAD_REQUEST', message, {}, { cause: err });
+}
+
 function readHeaders(request: FastifyRequest, push: HttpPushOptions, nowS: number) {
   const timestamp = String(request.headers[TIMESTAMP_HEADER] ?? '');
   const signature = String(request.headers[SIGNATURE_HEADER] ?? '');
@@ -115,8 +129,11 @@ function pushName(request: FastifyRequest, nowMs: number): string {
     : `push-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`;
 }
 
-export const feedPushRoutes: FastifyPluginAsync<FeedPushOptions> = async (app, options) => {
+const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
+  // Every body is the raw stream, whatever its content type: without this, fastify's own
+  // parsers would take `application/json` and `text/plain` bodies (and their JSON body limit).
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
   app.post<{ Params: { isp: string } }>('/v1/isps/:isp/feeds', async (request, reply) => {
@@ -124,54 +141,84 @@ export const feedPushRoutes: FastifyPluginAsync<FeedPushOptions> = async (app, o
     const { timestamp, signature } = readHeaders(request, push, Math.floor(now() / 1000));
     if (options.redis.status !== 'ready')
       throw new TransientError('REDIS_UNAVAILABLE', 'cannot accept pushes while redis is down');
-    const replayKey = `${options.prefix}:push-signature:${isp.id}:${signature.slice(7)}`;
+    const replayKey = `${options.redisPrefix}:push-signature:${isp.id}:${signature.slice(7)}`;
     if ((await options.redis.exists(replayKey)) === 1)
       throw new RequestError('FEED_PUSH_REPLAYED', 'this signed request was already received');
 
     const body = request.body as Readable;
-    const received = await receiveFeed(options.intake, {
-      ispId: isp.id,
-      source: 'http',
-      name: pushName(request, now()),
-      async fill(path) {
-        const hmac = createHmac('sha256', push.secret).update(`${timestamp}.`);
-        const counter = new HashingCounter();
-        try {
-          await pipeline(
-            body,
-            new SignedCap(hmac, push.maxBodyBytes),
-            counter,
-            createWriteStream(path),
-          );
-        } catch (err) {
-          rmSync(path, { force: true });
-          throw err;
-        }
-        const expected = Buffer.from(`sha256=${hmac.digest('hex')}`);
-        const given = Buffer.from(signature);
-        if (expected.length !== given.length || !timingSafeEqual(expected, given))
-          throw unauthorized('signature does not match');
-        const fresh = await options.redis.set(replayKey, '1', 'EX', push.replayWindowS * 2, 'NX');
-        if (fresh !== 'OK')
-          throw new RequestError('FEED_PUSH_REPLAYED', 'this signed request was already received');
-        return { sizeBytes: counter.sizeBytes, sha256: counter.digest() };
-      },
-    });
+    let isReplayKeyOurs = false;
+    let received: Received;
+    try {
+      received = await receiveFeed(options.intake, {
+        ispId: isp.id,
+        source: 'http',
+        name: pushName(request, now()),
+        async fill(path) {
+          const hmac = createHmac('sha256', push.secret).update(`${timestamp}.`);
+          const counter = new HashingCounter();
+          const file = createWriteStream(path);
+          try {
+            await pipeline(body, new SignedCap(hmac, push.maxBodyBytes), counter, file);
+          } catch (err) {
+            // The pipeline may fail before the file is even open: removing it before it is
+            // closed would leave it behind.
+            if (!file.closed)
+              await new Promise<void>((closed) => file.once('close', () => closed()));
+            rmSync(path, { force: true });
+            throw asBodyError(err, body);
+          }
+          const expected = Buffer.from(`sha256=${hmac.digest('hex')}`);
+          const given = Buffer.from(signature);
+          if (expected.length !== given.length || !timingSafeEqual(expected, given))
+            throw unauthorized('signature does not match');
+          const fresh = await options.redis.set(replayKey, '1', 'EX', push.replayWindowS * 2, 'NX');
+          if (fresh !== 'OK')
+            throw new RequestError(
+              'FEED_PUSH_REPLAYED',
+              'this signed request was already received',
+            );
+          isReplayKeyOurs = true;
+          return { sizeBytes: counter.sizeBytes, sha256: counter.digest() };
+        },
+      });
+    } catch (err) {
+      // Nothing was recorded: the ISP may send this very request again.
+      if (isReplayKeyOurs) await options.redis.del(replayKey).catch(() => undefined);
+      throw err;
+    }
+
     options.intake.metrics?.feedReceived(isp.id, 'http', received.original !== undefined);
     if (received.original) {
       return reply
         .status(200)
         .send({ feedId: received.original.id, status: received.original.status, duplicate: true });
     }
-    if (received.feed.status === 'received') {
-      await options.queues.feeds.add(
-        JOB_NAMES.ingestIsp,
-        { ispId: isp.id, feedId: received.feed.id },
-        { jobId: ingestJobId(isp.id, received.feed.id) },
+    if (received.feed.status === 'failed') {
+      // Recorded (the ledger shows the ISP's mistake) but refused: the sender must hear it.
+      throw new RequestError(
+        'FEED_ZERO_BYTES',
+        `push is empty (0 bytes); recorded as failed feed ${received.feed.id}`,
       );
     }
+    await options.queues.feeds.add(
+      JOB_NAMES.ingestIsp,
+      { ispId: isp.id, feedId: received.feed.id },
+      { jobId: ingestJobId(isp.id, received.feed.id) },
+    );
     return reply
       .status(202)
       .send({ feedId: received.feed.id, status: received.feed.status, duplicate: false });
   });
 };
+
+/**
+ * The push route plugin. Fastify reads a `prefix` plugin option as a URL prefix, and this
+ * plugin's `prefix` is the Redis key prefix; so this outer plugin is not encapsulated (fastify
+ * then ignores `prefix`) and registers the encapsulated route without a URL prefix.
+ */
+export const feedPushRoutes: FastifyPluginAsync<FeedPushOptions> = Object.assign(
+  async (app: FastifyInstance, { prefix, ...rest }: FeedPushOptions) => {
+    await app.register(pushRoute, { ...rest, redisPrefix: prefix });
+  },
+  { [Symbol.for('skip-override')]: true },
+);

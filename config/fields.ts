@@ -35,7 +35,10 @@ export const moduleCode = z
   .regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lowercase module code such as parental-control');
 
 /** An IANA time zone such as Europe/Paris, checked against the runtime's tz database. */
-export const timeZone = z.string().refine(isKnownTimeZone, 'unknown IANA time zone');
+export const timeZone = z
+  .string()
+  .refine(isKnownTimeZone, 'unknown IANA time zone')
+  .describe('An IANA time zone such as Europe/Paris.');
 
 export function isKnownTimeZone(value: string): boolean {
   try {

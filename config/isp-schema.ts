@@ -51,8 +51,14 @@ function fieldSchema<V extends z.ZodType<string>>(mapValue: V) {
       .optional()
       .describe('Reject the record when the value is empty or absent.'),
     default: z.string().optional().describe('Value used when the source is empty or absent.'),
-    trim: z.boolean().default(true),
-    case: z.enum(['upper', 'lower']).optional(),
+    trim: z
+      .boolean()
+      .default(true)
+      .describe('Strip spaces around the value before the other steps.'),
+    case: z
+      .enum(['upper', 'lower'])
+      .optional()
+      .describe('Change the letter case before map and pattern, so Actif and ACTIF are one word.'),
     pattern: regexSource.optional().describe('The cleaned value must match (anchor with ^ and $).'),
     map: z
       .record(z.string(), mapValue)
@@ -89,13 +95,18 @@ export const fieldsSchema = z
       .extend({
         date: dateFormat
           .default('iso')
-          .describe('How the date is written; read in the ISP time zone.'),
+          .describe(
+            'How the date is written: iso, or a pattern such as dd/MM/yyyy; read in the ISP time zone.',
+          ),
       })
-      .optional(),
+      .optional()
+      .describe(
+        'When the change takes effect, carried by its provisioning command. Absent or empty: when the file was received.',
+      ),
     operation: fieldSchema(z.enum(DELTA_OPERATIONS))
       .optional()
       .describe(
-        'Delta mode only: what the record does (subscribe, change, suspend, resume, cancel).',
+        'Required in delta mode, ignored in snapshot mode: what the record does (subscribe, change, suspend, resume, cancel).',
       ),
     email: textField
       .optional()
@@ -104,23 +115,29 @@ export const fieldsSchema = z
       ),
     language: textField.optional().describe('Two-letter language for messages to this customer.'),
   })
-  .describe('How each canonical field is read from a record.');
+  .describe(
+    'How each canonical field is read from a record. Map at least one of offer or options, or no record has modules.',
+  );
 
 export type FieldSpec = z.output<typeof textField> & { split?: string; date?: string };
 export type FieldsSettings = z.output<typeof fieldsSchema>;
 
-export const scheduleSchema = z.strictObject({
-  cron: z
-    .string()
-    .min(1)
-    .refine(
-      (expression) => cron.validate(expression),
-      'not a valid cron expression (minute hour day month weekday)',
-    )
-    .default('*/5 * * * *')
-    .describe('When to poll the inbox, as a cron expression (minute hour day month weekday).'),
-  timeZone: timeZone.optional().describe('Time zone of the cron expression; default the ISP one.'),
-});
+export const scheduleSchema = z
+  .strictObject({
+    cron: z
+      .string()
+      .min(1)
+      .refine(
+        (expression) => cron.validate(expression),
+        'not a valid cron expression (minute hour day month weekday)',
+      )
+      .default('*/5 * * * *')
+      .describe('When to poll the inbox, as a cron expression (minute hour day month weekday).'),
+    timeZone: timeZone
+      .optional()
+      .describe('Time zone of the cron expression; default the ISP one.'),
+  })
+  .describe('When a polled inbox (local folder or SFTP) is checked; not used by http pushes.');
 
 export const intakeSchema = z
   .strictObject({
@@ -128,10 +145,12 @@ export const intakeSchema = z
       .enum(['snapshot', 'delta'])
       .default('snapshot')
       .describe('snapshot: each file is the full customer list; delta: each record is a change.'),
-    transport: transportOptionsSchema,
+    transport: transportOptionsSchema.describe(
+      'How files arrive: a polled local folder, a polled SFTP server, or signed HTTPS pushes.',
+    ),
     pickup: pickupSchema.prefault({}),
     schedule: scheduleSchema.prefault({}),
-    format: formatOptionsSchema,
+    format: formatOptionsSchema.describe('How a file is read: csv, xml or fixed-width.'),
     fields: fieldsSchema,
     rejects: z
       .strictObject({
@@ -144,7 +163,8 @@ export const intakeSchema = z
             'Share of rejected records (0.05 = 5 %) above which the whole file is refused. Absent: apply the good records whatever the share.',
           ),
       })
-      .prefault({}),
+      .prefault({})
+      .describe('What happens to a file when some of its records are rejected.'),
     safety: z
       .strictObject({
         maxCancelShare: z
@@ -156,7 +176,8 @@ export const intakeSchema = z
             'A snapshot that would cancel more than this share of the active subscribers is held for approval.',
           ),
       })
-      .prefault({}),
+      .prefault({})
+      .describe('The safety valve against a truncated or mistaken snapshot.'),
   })
   .superRefine((intake, ctx) => {
     if (intake.mode === 'delta' && !intake.fields.operation) {
@@ -173,19 +194,26 @@ export const intakeSchema = z
         message: 'map at least one of offer or options, or no record has modules',
       });
     }
-  });
+  })
+  .describe('How this ISP sends its customer list or changes, and how to read them.');
 
 export const ispSchema = z
   .strictObject({
     name: z.string().min(1).max(120).describe('Display name of the ISP.'),
-    enabled: z.boolean().default(true),
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('A disabled ISP keeps its data but is not polled on its schedule.'),
     timeZone: timeZone
       .default('Europe/Paris')
-      .describe('Periods are calendar months in this zone.'),
+      .describe(
+        'IANA time zone of the ISP. Periods are calendar months in this zone; dates without an offset are read in it.',
+      ),
     language: z
       .string()
       .regex(/^[a-z]{2}$/, 'expected a two-letter language code such as fr')
-      .default('fr'),
+      .default('fr')
+      .describe("Default language of messages to this ISP's customers (two letters)."),
     intake: intakeSchema,
     offers: z
       .record(z.string().min(1), z.array(moduleCode).min(1))

@@ -297,20 +297,25 @@ export class FeedLedger {
       });
   }
 
+  /**
+   * Replaces the rejects the ledger shows for a feed (a resumed run writes them again). Only
+   * line, field and reason are kept: a value may be personal, so it never reaches this table.
+   */
   async recordRejects(
     feedId: string,
     rejects: readonly { line: number; field: string | null; reason: string }[],
   ): Promise<void> {
-    if (rejects.length === 0) return;
-    await this.db('feed_rejects').where({ feed_id: feedId }).delete();
     const rows = rejects.map((r) => ({
       feed_id: feedId,
       line: r.line,
-      field: r.field,
+      field: r.field?.slice(0, 64) ?? null,
       reason: r.reason.slice(0, 255),
     }));
-    for (let i = 0; i < rows.length; i += 500)
-      await this.db('feed_rejects').insert(rows.slice(i, i + 500));
+    await this.db.transaction(async (trx) => {
+      await trx('feed_rejects').where({ feed_id: feedId }).delete();
+      for (let i = 0; i < rows.length; i += 500)
+        await trx('feed_rejects').insert(rows.slice(i, i + 500));
+    });
   }
 
   async rejectsOf(

@@ -5,16 +5,22 @@
  *   merged in one pass: new refs subscribe, status and module differences suspend, resume,
  *   change or cancel, and refs missing from the file cancel. Only differences produce work.
  * - Delta: each record is an operation. A customer's operations are applied in effective-date
- *   order (ties in file order) through a small state machine; an operation that makes no sense
- *   for the current state (changing an unknown customer) is rejected, one that changes nothing
- *   (suspending a suspended customer) is a no-op.
+ *   order (ties in file order) through a small state machine. An impossible transition is
+ *   rejected with its reason: anything but a subscribe on an unknown or cancelled customer, a
+ *   subscribe on a customer already subscribed. A subscribe after a cancel is a re-subscription
+ *   under the same subscriber id. An operation that changes nothing on a live subscription
+ *   (suspending a suspended customer, a change to the same modules) is a no-op.
  *
  * A ref that appears more than once in a snapshot is rejected, not silently overwritten, and a
  * ref whose row was rejected is left as it is rather than cancelled. A subscriber whose stored
  * `lastFeedId` is this feed was already applied by an interrupted run of the same feed and is
  * skipped: that is what makes a resumed feed end in the state of one clean run.
+ *
+ * Both inputs must be sorted in JavaScript string order; the merge checks it and throws rather
+ * than cancel and re-subscribe (under a new id) a customer it merely met out of order.
  */
 import type { DeltaOperation, SubscriptionStatus } from '../config/isp-schema.js';
+import { InternalError } from '../platform/errors.js';
 import type { CustomerRecord, MappingReject } from './customer-record.js';
 import { type CommandKind, commandKey, type ProvisioningCommand } from './provisioning-command.js';
 import type { StoredSubscriber, SubscriberChange } from './subscriber-store.js';
@@ -59,7 +65,15 @@ export function compareFeedItems(a: FeedItem, b: FeedItem): number {
   return ta - tb || lineOf(a) - lineOf(b);
 }
 
-/** Groups consecutive items of one ref; the input must be sorted by {@link compareFeedItems}. */
+function outOfOrder(what: string): InternalError {
+  return new InternalError('INTERNAL', `${what} are not in customer-ref order`);
+}
+
+/**
+ * Groups consecutive items of one ref; the input must be sorted by {@link compareFeedItems}.
+ * Throws on a ref lower than the one before: a second group of one ref would subscribe a known
+ * customer again.
+ */
 export async function* groupByRef(items: AsyncIterable<FeedItem>): AsyncGenerator<RefGroup> {
   let current: RefGroup | undefined;
   for await (const item of items) {
@@ -68,6 +82,7 @@ export async function* groupByRef(items: AsyncIterable<FeedItem>): AsyncGenerato
       current.items.push(item);
       continue;
     }
+    if (current && ref < current.customerRef) throw outOfOrder('feed items');
     if (current) yield current;
     current = { customerRef: ref, items: [item] };
   }
@@ -89,16 +104,22 @@ class ChangeBuilder {
   private readonly commands: ProvisioningCommand[] = [];
   private version: number;
   private effectiveAt: Date | null = null;
-  readonly subscriberId: string;
+  private id: string | undefined;
 
   constructor(
     private readonly customerRef: string,
     private readonly stored: StoredSubscriber | undefined,
-    ctx: DiffContext,
+    private readonly ctx: DiffContext,
     private state: State | undefined,
   ) {
-    this.subscriberId = stored?.subscriberId ?? ctx.newSubscriberId();
+    this.id = stored?.subscriberId;
     this.version = stored?.version ?? 0;
+  }
+
+  /** A new ref gets its random id with its first command, not for a row that changes nothing. */
+  get subscriberId(): string {
+    this.id ??= this.ctx.newSubscriberId();
+    return this.id;
   }
 
   get current(): State | undefined {
@@ -214,13 +235,27 @@ export interface SnapshotDiffEvent {
   storedStatus?: SubscriptionStatus;
 }
 
+/** Passes stored subscribers through, throwing when a ref is not above the one before. */
+async function* ascending(
+  stored: AsyncIterable<StoredSubscriber>,
+): AsyncGenerator<StoredSubscriber> {
+  let previous: string | undefined;
+  for await (const subscriber of stored) {
+    if (previous !== undefined && subscriber.customerRef <= previous) {
+      throw outOfOrder('stored subscribers');
+    }
+    previous = subscriber.customerRef;
+    yield subscriber;
+  }
+}
+
 /** Merges a sorted snapshot with the sorted stored state of the ISP. */
 export async function* diffSnapshot(
   groups: AsyncIterable<RefGroup>,
   stored: AsyncIterable<StoredSubscriber>,
   ctx: DiffContext,
 ): AsyncGenerator<SnapshotDiffEvent> {
-  const storedIt = stored[Symbol.asyncIterator]();
+  const storedIt = ascending(stored)[Symbol.asyncIterator]();
   let next = await storedIt.next();
   for await (const group of groups) {
     while (!next.done && next.value.customerRef < group.customerRef) {
@@ -256,9 +291,7 @@ function deltaStep(
   switch (op) {
     case 'subscribe':
       if (!live) return { kind: 'subscribe', next: target };
-      return sameModules(live.modules, record.modules)
-        ? { noop: true }
-        : { kind: 'change', next: { ...target, status: live.status } };
+      return { reject: `cannot subscribe a customer already subscribed (${live.status})` };
     case 'change':
       if (!live)
         return {
@@ -290,8 +323,13 @@ function deltaStep(
         ? { noop: true }
         : { kind: 'resume', next: { ...live, status: 'active' } };
     case 'cancel':
-      if (!current) return { reject: 'cannot cancel an unknown customer' };
-      return live ? { kind: 'cancel', next: { ...live, status: 'cancelled' } } : { noop: true };
+      if (!live)
+        return {
+          reject: current
+            ? 'cannot cancel a subscription already cancelled'
+            : 'cannot cancel an unknown customer',
+        };
+      return { kind: 'cancel', next: { ...live, status: 'cancelled' } };
   }
 }
 

@@ -4,6 +4,8 @@
  * a batch is marked queued only after its job exists, and a crash in between only means the
  * next flush adds the same job id again.
  */
+
+import { crashPoint } from '../platform/crash-points.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { batchJobId, JOB_NAMES, type Queues } from './queues.js';
@@ -30,6 +32,7 @@ export async function flushOutbox(
         opts: { jobId: batchJobId(Number(b.id)) },
       })),
     );
+    crashPoint('outbox-added');
     const ids = pending.map((b) => b.id);
     await db('provisioning_batches')
       .whereIn('id', ids)

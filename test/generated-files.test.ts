@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import {
+  ispConfigReference,
+  type JsonSchema,
+  undocumentedFields,
+} from '../config/config-reference.js';
 import { buildJsonSchemas, SCHEMAS_DIR } from '../config/json-schema.js';
 import { ERROR_CODES } from '../platform/error-codes.js';
 import { renderErrorsMarkdown } from '../platform/error-docs.js';
@@ -21,6 +26,16 @@ describe('checked-in generated files', () => {
   it('docs/errors.md lists every error code as the code defines it', () => {
     const page = readFileSync(join(packageRoot(), 'docs/errors.md'), 'utf8');
     expect(page, REGENERATE).toBe(renderErrorsMarkdown());
+  });
+
+  it('docs/isp-config-reference.md renders the ISP schema as it is', () => {
+    const page = readFileSync(join(packageRoot(), 'docs/isp-config-reference.md'), 'utf8');
+    expect(page, REGENERATE).toBe(ispConfigReference());
+  });
+
+  it('every field of the ISP schema has a description for the reference', () => {
+    const schema = JSON.parse(buildJsonSchemas()['isp.schema.json'] as string) as JsonSchema;
+    expect(undocumentedFields(schema), 'add a .describe() to these zod fields').toEqual([]);
   });
 
   it.each(sampleFiles().map((s) => [s.path, s]))(

@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { ispConfigReference } from '../../config/config-reference.js';
 import { buildJsonSchemas, SCHEMAS_DIR } from '../../config/json-schema.js';
 import { loadConfig } from '../../config/load.js';
 import { formatProblem } from '../../config/yaml-source.js';
@@ -15,7 +16,7 @@ import { configOption, out } from '../output.js';
 export function registerConfigCommands(program: Command): void {
   const config = program
     .command('config')
-    .description('check the configuration and publish its JSON Schemas');
+    .description('check the configuration and publish its JSON Schemas and reference');
 
   configOption(config.command('check'))
     .description('validate relais.yaml and every ISP file; print every problem with its line')
@@ -62,6 +63,13 @@ export function registerConfigCommands(program: Command): void {
           2,
         ),
       );
+    });
+
+  config
+    .command('reference')
+    .description('print the reference of every ISP config field as Markdown')
+    .action(() => {
+      process.stdout.write(ispConfigReference());
     });
 }
 

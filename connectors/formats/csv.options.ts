@@ -4,8 +4,10 @@ import { encoding, singleChar } from '../../config/fields.js';
 export const csvOptionsSchema = z
   .strictObject({
     type: z.literal('csv'),
-    delimiter: singleChar.default(','),
-    quote: singleChar.default('"'),
+    delimiter: singleChar.default(',').describe('Separates the fields of a row, e.g. ";".'),
+    quote: singleChar
+      .default('"')
+      .describe('Encloses a field that holds the delimiter, a quote or a line break.'),
     escape: singleChar
       .default('"')
       .describe('Escapes a quote inside a quoted field; "" by default.'),

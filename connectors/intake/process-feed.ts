@@ -35,6 +35,7 @@ import {
   type SubscriberChange,
   streamSubscribers,
 } from '../../mappings/subscriber-store.js';
+import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
 import { IspDataError, isRelaisError } from '../../platform/errors.js';
 import { newId } from '../../platform/ids.js';
@@ -198,7 +199,10 @@ async function applyChangeList(
     const no = ++batchNo;
     const task = deps.db
       .transaction((trx) => applyChanges(trx, isp.id, feed.id, changes, new Date()))
-      .then(() => deps.afterBatch?.(no))
+      .then(() => {
+        crashPoint('batch-committed');
+        deps.afterBatch?.(no);
+      })
       .catch((err) => {
         failure ??= err;
       })
@@ -267,6 +271,7 @@ export async function processFeed(
     };
   }
 
+  crashPoint('feed-read');
   try {
     const diff = await diffFeed(
       deps.db,
@@ -288,6 +293,7 @@ export async function processFeed(
       rejected > 0 ? await writeRejectsFile(deps, isp.id, feed, read.rejects) : undefined;
     const decision = decide(isp, counts, diff, options);
     if (decision.kind === 'refuse') {
+      decision.message = `${feed.name}: ${decision.message}`;
       await deps.ledger.markFailed(feed.id, { ...decision, counts });
       log.warn({ code: decision.code, rejected, records: read.records }, 'feed refused');
       deps.metrics?.feedFinished(isp.id, 'failed');
@@ -321,6 +327,7 @@ export async function processFeed(
     const applied = { ...counts, ...totals };
     if (isp.intake.mode === 'snapshot') await deps.ledger.supersedeHeld(isp.id, feed);
     await deps.ledger.markApplied(feed.id, applied);
+    crashPoint('feed-applied');
     deps.metrics?.feedApplied(isp.id, applied);
     log.info({ ...applied, durationMs: Date.now() - started }, 'feed applied');
     return { status: 'applied', counts: applied, rejectsFile };

@@ -4,6 +4,7 @@
  * file is recorded too, as failed, so the ISP's mistake is visible rather than silently skipped.
  */
 import { rmSync } from 'node:fs';
+import { crashPoint } from '../../platform/crash-points.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Feed, FeedLedger, FeedSource } from '../feed-ledger.js';
 import type { FeedFiles, HashedFile } from './feed-files.js';
@@ -44,6 +45,7 @@ export async function receiveFeed(
     sha256: hashed.sha256,
     sourceMtimeMs: request.sourceMtimeMs,
   });
+  crashPoint('feed-received');
   const log = deps.log.child({ isp: request.ispId, feedId: received.feed.id });
   if (received.original) {
     log.info(

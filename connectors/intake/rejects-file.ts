@@ -1,6 +1,6 @@
 /**
- * The rejects file returned to the ISP: one line per refused record, with line, field, value
- * and reason, in line order. CSV with `;`, UTF-8 with a BOM (spreadsheets at ISPs open it
+ * The rejects file returned to the ISP: one line per refused record, with file, line, field,
+ * value and reason, in line order. CSV with `;`, UTF-8 with a BOM (spreadsheets at ISPs open it
  * right), written under a temporary name and renamed so the ISP never reads half a file.
  * Values of personal fields were already dropped by the mapping.
  */
@@ -37,11 +37,12 @@ export async function writeRejectsFile(
   const path = join(dir, rejectsFileName(feed));
   const temp = `${path}.tmp`;
   const out = createWriteStream(temp);
-  out.write('\ufeffline;field;value;reason\n');
+  out.write('\ufefffile;line;field;value;reason\n');
   const first: MappingReject[] = [];
   for await (const reject of rejects.sorted()) {
     if (first.length < LEDGER_REJECTS_LIMIT) first.push(reject);
-    const line = `${[reject.line, reject.field, reject.value, reject.reason].map(cell).join(';')}\n`;
+    const cells = [feed.name, reject.line, reject.field, reject.value, reject.reason];
+    const line = `${cells.map(cell).join(';')}\n`;
     if (!out.write(line)) await once(out, 'drain');
   }
   out.end();

@@ -34,8 +34,15 @@ export const pickupSchema = z
       .min(1)
       .default('*')
       .describe('Glob of file names to pick up, e.g. export_*.csv (case-sensitive).'),
-    completeness: completenessSchema.prefault({ type: 'stable' }),
-    maxFilesPerPoll: z.int().min(1).max(1_000).default(10),
+    completeness: completenessSchema
+      .prefault({ type: 'stable' })
+      .describe('When a file in the inbox counts as completely written.'),
+    maxFilesPerPoll: z
+      .int()
+      .min(1)
+      .max(1_000)
+      .default(10)
+      .describe('Most files taken in one poll, oldest first; the others wait for the next poll.'),
     afterSuccess: z
       .enum(['move', 'delete', 'leave'])
       .default('move')

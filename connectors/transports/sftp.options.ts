@@ -4,9 +4,9 @@ import { port, secretString } from '../../config/fields.js';
 export const sftpOptionsSchema = z
   .strictObject({
     type: z.literal('sftp'),
-    host: z.string().min(1),
-    port: port.default(22),
-    username: z.string().min(1),
+    host: z.string().min(1).describe("Host name or IP address of the ISP's SFTP server."),
+    port: port.default(22).describe('SSH port.'),
+    username: z.string().min(1).describe('Login on the SFTP server.'),
     password: secretString
       .optional()
       .describe("Use '${VAR}'; one of password, privateKey or privateKeyFile is required."),
@@ -26,8 +26,20 @@ export const sftpOptionsSchema = z
         'The server host key fingerprint. Required: a server presenting any other key is refused.',
       ),
     inbox: z.string().min(1).default('/inbox').describe('Remote folder the ISP drops files into.'),
-    connectTimeoutMs: z.int().min(1_000).max(120_000).default(20_000),
-    keepaliveIntervalMs: z.int().min(1_000).max(300_000).default(10_000),
+    connectTimeoutMs: z
+      .int()
+      .min(1_000)
+      .max(120_000)
+      .default(20_000)
+      .describe('How long one connection attempt may take, in milliseconds.'),
+    keepaliveIntervalMs: z
+      .int()
+      .min(1_000)
+      .max(300_000)
+      .default(10_000)
+      .describe(
+        'Interval of SSH keepalive messages, in milliseconds; unanswered ones drop the link.',
+      ),
     connectRetries: z
       .int()
       .min(0)
