@@ -83,8 +83,17 @@ describe('environment references', () => {
   it('names a missing variable and where it is used, without failing other checks', () => {
     const { problems } = parse('name: ${NAME}\nport: 0\n');
     expect(problems.map(formatProblem)).toEqual([
-      'test.yaml:1:7 environment variable NAME is not set (nor NAME_FILE)',
+      'test.yaml:1:7 name: environment variable NAME is not set (nor NAME_FILE)',
       'test.yaml:2:1 port: too small: expected number to be >=1',
+    ]);
+  });
+
+  it('gives the field path of a missing variable inside a map or a list', () => {
+    const { problems } = parse('name: x\nformat:\n  delimiter: "${SEP}"\nlist:\n  - 1\n  - ${N}\n');
+    const missing = problems.filter((p) => p.message.startsWith('environment variable'));
+    expect(missing.map(formatProblem)).toEqual([
+      'test.yaml:3:14 format.delimiter: environment variable SEP is not set (nor SEP_FILE)',
+      'test.yaml:6:5 list.1: environment variable N is not set (nor N_FILE)',
     ]);
   });
 

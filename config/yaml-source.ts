@@ -7,7 +7,16 @@
  * YAML syntax stays a plain string and line numbers never shift.
  */
 import { readFileSync } from 'node:fs';
-import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+} from 'yaml';
 import type { z } from 'zod';
 
 export interface ConfigProblem {
@@ -106,6 +115,22 @@ function dotted(path: readonly PropertyKey[]): string {
   return path.map(String).join('.');
 }
 
+/** Dotted path of a node from the ancestors `visit` hands over: pair keys and list indexes. */
+function pathOfNode(ancestors: readonly unknown[], node: unknown): string {
+  const chain = [...ancestors, node];
+  const path: string[] = [];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (isPair(parent) && parent.value === child) {
+      path.push(String(isScalar(parent.key) ? parent.key.value : parent.key));
+    } else if (isSeq(parent)) {
+      path.push(String(parent.items.indexOf(child as never)));
+    }
+  }
+  return path.join('.');
+}
+
 /** zod's messages start with "Invalid input:"; ours are short and lowercase. */
 function tidy(message: string): string {
   const text = message.replace(/^Invalid (input|option): /, '');
@@ -139,14 +164,14 @@ export function parseYamlConfig<S extends z.ZodType>(
   if (problems.length > 0) return { problems };
 
   visit(doc, {
-    Scalar(key, node) {
+    Scalar(key, node, ancestors) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
       const original = node.value;
       const { value, errors } = substituteVariables(original, env);
-      const start = node.range?.[0] ?? 0;
+      const pos = lines.linePos(node.range?.[0] ?? 0);
+      const path = errors.length > 0 ? pathOfNode(ancestors, node) : '';
       for (const message of errors) {
-        const pos = lines.linePos(start);
-        problems.push({ file: displayName, line: pos.line, column: pos.col, path: '', message });
+        problems.push({ file: displayName, line: pos.line, column: pos.col, path, message });
       }
       const wholeReference = /^\$\{[^}]+\}$/.test(original) && node.type === 'PLAIN';
       node.value = wholeReference ? retype(value) : value;
