@@ -1,0 +1,176 @@
+/**
+ * The scheduler role against real Redis: which ISPs get a poll task, the time zone each cron
+ * runs in, and the job ids that make two schedulers add one poll job per tick. Ticks are
+ * triggered through node-cron's `execute()` under a pinned clock, so no test waits a minute;
+ * every task is stopped first so that no real tick lands in the middle of a test.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { ScheduledTask } from 'node-cron';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { packageRoot } from '../platform/package-root.js';
+import { useTestContext } from '../test/harness/context.js';
+import { openTestIntake, type TestIntake } from '../test/harness/intake.js';
+import { JOB_NAMES, openQueues, pollJobId, type Queues } from './queues.js';
+import { type Scheduler, startScheduler } from './scheduler.js';
+
+const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
+
+/** The shipped demo-fai config with another transport, schedule or switch. */
+function isp(extra: { enabled?: boolean; timeZone?: string }, intake: Record<string, unknown>) {
+  return stringify({ ...shipped, ...extra, intake: { ...shipped.intake, ...intake } });
+}
+
+const NIGHTLY = '30 2 * * *';
+
+const ctx = useTestContext({
+  isps: {
+    paris: isp({ timeZone: 'Europe/Paris' }, { schedule: { cron: NIGHTLY } }),
+    tokyo: isp({}, { schedule: { cron: NIGHTLY, timeZone: 'Asia/Tokyo' } }),
+    remote: isp(
+      {},
+      {
+        transport: {
+          type: 'sftp',
+          host: '127.0.0.1',
+          username: 'relais',
+          password: 'unused-password',
+          hostKeyFingerprint: `SHA256:${'A'.repeat(43)}`,
+        },
+        schedule: { cron: NIGHTLY, timeZone: 'UTC' },
+      },
+    ),
+    dormant: isp({ enabled: false }, { schedule: { cron: NIGHTLY } }),
+    pushed: isp({}, { transport: { type: 'http', secret: 'pushed-secret-0123456789abcdef0123' } }),
+  },
+});
+
+let intake: TestIntake;
+beforeAll(async () => {
+  intake = await openTestIntake(ctx());
+});
+afterAll(async () => {
+  await intake?.close();
+});
+
+/** Two processes' worth of schedulers: each with its own Redis connection and queues. */
+const running: { scheduler: Scheduler; queues: Queues; redis: Redis }[] = [];
+
+function startStopped(): Scheduler {
+  const redis = new Redis(ctx().config.deployment.redis.url, { maxRetriesPerRequest: null });
+  const queues = openQueues(redis, ctx().prefix);
+  const scheduler = startScheduler({
+    config: ctx().config,
+    db: ctx().connectorDb,
+    queues,
+    log: intake.deps.log,
+  });
+  for (const task of scheduler.tasks) expect(task.getStatus()).toBe('idle');
+  for (const task of scheduler.tasks) task.stop();
+  running.push({ scheduler, queues, redis });
+  return scheduler;
+}
+
+afterEach(async () => {
+  vi.useRealTimers();
+  for (const { scheduler, queues, redis } of running.splice(0)) {
+    await scheduler.stop();
+    await queues.close();
+    redis.disconnect();
+  }
+  await intake.queues.feeds.obliterate({ force: true });
+});
+
+function taskOf(scheduler: Scheduler, name: string): ScheduledTask {
+  const task = scheduler.tasks.find((t) => t.name === name);
+  if (!task) throw new Error(`no task ${name}`);
+  return task;
+}
+
+/** Pins the clock (Date only; timers stay real, so Redis and MySQL work as usual). */
+function pinClock(iso: string): void {
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+  vi.setSystemTime(new Date(iso));
+}
+
+async function pollJobIds(): Promise<string[]> {
+  const jobs = await intake.queues.feeds.getJobs(['waiting', 'delayed', 'prioritized']);
+  return jobs
+    .filter((job) => job.name === JOB_NAMES.pollIsp)
+    .map((job) => job.id as string)
+    .sort();
+}
+
+describe('startScheduler', () => {
+  it('gives a poll task to each enabled polled ISP, none to disabled or pushing ones', () => {
+    const names = startStopped()
+      .tasks.map((t) => t.name)
+      .sort();
+    expect(names).toEqual(['poll-paris', 'poll-remote', 'poll-tokyo', 'sweep']);
+  });
+
+  it.each([
+    ['paris', 'in winter (UTC+1)', '2026-01-15T01:30:00Z', ['2026-01-15T02:30:00Z']],
+    ['paris', 'in summer (UTC+2)', '2026-07-15T00:30:00Z', ['2026-07-15T01:30:00Z']],
+    ['tokyo', 'from its own schedule zone', '2026-01-14T17:30:00Z', ['2026-01-15T01:30:00Z']],
+    ['remote', 'in UTC', '2026-01-15T02:30:00Z', ['2026-01-15T01:30:00Z']],
+  ])('evaluates the cron of %s %s', (ispId, _case, tick, notTicks) => {
+    const task = taskOf(startStopped(), `poll-${ispId}`);
+    expect(task.match(new Date(tick))).toBe(true);
+    for (const other of notTicks) expect(task.match(new Date(other))).toBe(false);
+  });
+
+  it('plans the next runs at 02:30 Paris time whatever the UTC offset', () => {
+    const runs = taskOf(startStopped(), 'poll-paris').getNextRuns(3);
+    const clock = new Intl.DateTimeFormat('en-GB', {
+      timeZone: 'Europe/Paris',
+      hour: '2-digit',
+      minute: '2-digit',
+    });
+    expect(runs.map((run) => clock.format(run))).toEqual(['02:30', '02:30', '02:30']);
+  });
+});
+
+describe('pollJobId', () => {
+  it.each([
+    ['2026-01-15T01:30:00.000Z', 'poll-paris-202601150130'],
+    ['2026-01-15T01:30:59.999Z', 'poll-paris-202601150130'],
+    ['2026-10-25T00:30:00.000Z', 'poll-paris-202610250030'],
+    // 02:30 Paris happens twice on the night clocks go back; the UTC minute tells them apart.
+    ['2026-10-25T01:30:00.000Z', 'poll-paris-202610250130'],
+  ])('names the tick at %s by the ISP and its UTC minute', (tick, id) => {
+    expect(pollJobId('paris', new Date(tick))).toBe(id);
+  });
+});
+
+describe('two schedulers on one config and one Redis', () => {
+  it('add exactly one poll job per ISP per tick', async () => {
+    const schedulers = [startStopped(), startStopped()];
+    const tick = async () => {
+      for (const name of ['poll-paris', 'poll-tokyo', 'poll-remote']) {
+        await Promise.all(schedulers.map((s) => taskOf(s, name).execute()));
+      }
+    };
+
+    pinClock('2026-01-15T01:30:00.200Z');
+    await tick();
+    await tick(); // a second tick within the same minute, as a restarted scheduler may give
+    expect(await pollJobIds()).toEqual([
+      'poll-paris-202601150130',
+      'poll-remote-202601150130',
+      'poll-tokyo-202601150130',
+    ]);
+    const job = await intake.queues.feeds.getJob('poll-paris-202601150130');
+    expect(job?.data).toEqual({
+      ispId: 'paris',
+      scheduledFor: expect.stringMatching(/^2026-01-15T01:30:/),
+    });
+
+    pinClock('2026-01-15T01:31:00.200Z');
+    await tick();
+    expect(await pollJobIds()).toHaveLength(6);
+    expect(await pollJobIds()).toContain('poll-paris-202601150131');
+  });
+});
