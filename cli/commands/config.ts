@@ -43,7 +43,7 @@ export function registerConfigCommands(program: Command): void {
         const stale = Object.entries(schemas).filter(
           ([file, text]) => readOrEmpty(join(SCHEMAS_DIR, file)) !== text,
         );
-        for (const [file] of stale) out(`out of date: schemas/${file} (run npm run schemas)`);
+        for (const [file] of stale) out(`out of date: schemas/${file} (run npm run generate)`);
         if (stale.length > 0) throw new ExitRequest(EXIT_FAILURE);
         out('schemas up to date');
         return;
