@@ -41,13 +41,26 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
-export function pollJobId(ispId: string, minute: Date): string {
-  const stamp = minute.toISOString().slice(0, 16).replace(/[-:T]/g, '');
-  return `poll-${ispId}-${stamp}`;
+/** The UTC minute of `date` as yyyyMMddHHmm: unambiguous whatever the ISP's time zone. */
+function minuteStamp(date: Date): string {
+  return date.toISOString().slice(0, 16).replace(/[-:T]/g, '');
 }
 
+export function pollJobId(ispId: string, minute: Date): string {
+  return `poll-${ispId}-${minuteStamp(minute)}`;
+}
+
+/** The drain asked for when a feed arrives (push, CLI): one per feed. */
 export function ingestJobId(ispId: string, feedId: string): string {
   return `ingest-${ispId}-${feedId}`;
+}
+
+/**
+ * The drain the scheduler's sweep asks for: one per feed and sweep minute. Not the arrival id,
+ * which a completed (BUSY) or failed job keeps taken for days, so the sweep could never retry.
+ */
+export function sweepJobId(ispId: string, feedId: string, minute: Date): string {
+  return `${ingestJobId(ispId, feedId)}-${minuteStamp(minute)}`;
 }
 
 export function batchJobId(batchId: number): string {

@@ -1,19 +1,33 @@
 /**
  * The scheduler role against real Redis: which ISPs get a poll task, the time zone each cron
- * runs in, and the job ids that make two schedulers add one poll job per tick. Ticks are
- * triggered through node-cron's `execute()` under a pinned clock, so no test waits a minute;
- * every task is stopped first so that no real tick lands in the middle of a test.
+ * runs in, the job ids that make two schedulers add one poll job per tick, and the sweep that
+ * re-asks for the drain of feeds left waiting. Ticks are triggered through node-cron's
+ * `execute()` under a pinned clock, so no test waits a minute; every task is stopped first so
+ * that no real tick lands in the middle of a test.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import type { ScheduledTask } from 'node-cron';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { writeHashed } from '../connectors/intake/feed-files.js';
+import { receiveFeed } from '../connectors/intake/receive.js';
+import { BUSY, withNamedLock } from '../platform/named-lock.js';
 import { packageRoot } from '../platform/package-root.js';
+import { encode, generateCustomers, renderCsv } from '../test/generators/isp-exports.js';
 import { useTestContext } from '../test/harness/context.js';
 import { openTestIntake, type TestIntake } from '../test/harness/intake.js';
-import { JOB_NAMES, openQueues, pollJobId, type Queues } from './queues.js';
+import { startFeedsWorker } from './feeds.worker.js';
+import {
+  ingestJobId,
+  JOB_NAMES,
+  openQueues,
+  pollJobId,
+  type Queues,
+  sweepJobId,
+} from './queues.js';
 import { type Scheduler, startScheduler } from './scheduler.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
@@ -103,6 +117,16 @@ async function pollJobIds(): Promise<string[]> {
     .sort();
 }
 
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('startScheduler', () => {
   it('gives a poll task to each enabled polled ISP, none to disabled or pushing ones', () => {
     const names = startStopped()
@@ -172,5 +196,74 @@ describe('two schedulers on one config and one Redis', () => {
     await tick();
     expect(await pollJobIds()).toHaveLength(6);
     expect(await pollJobIds()).toContain('poll-paris-202601150131');
+  });
+});
+
+describe('the sweep', () => {
+  it('drains a pushed feed whose push-time ingest job completed while the ISP was busy', async () => {
+    const body = encode(renderCsv(generateCustomers(20, 3)), 'windows-1252');
+    const { feed } = await receiveFeed(intake.deps, {
+      ispId: 'pushed',
+      source: 'http',
+      name: 'abonnes_push.csv',
+      fill: (path) => writeHashed(Readable.from([body]), path),
+    });
+    const pushJobId = ingestJobId('pushed', feed.id);
+    const connection = new Redis(ctx().config.deployment.redis.url, {
+      maxRetriesPerRequest: null,
+    });
+    const worker = startFeedsWorker({
+      config: ctx().config,
+      intake: intake.intake,
+      intakeDeps: intake.deps,
+      log: intake.deps.log,
+      connection,
+      prefix: ctx().prefix,
+    });
+    try {
+      // The push route's drain runs while another process holds the ISP lock, and that
+      // process ends before it gets to the feed: the job completes BUSY, the feed waits.
+      const held = await withNamedLock(ctx().connectorDb, 'isp:pushed', async () => {
+        await intake.queues.feeds.add(
+          JOB_NAMES.ingestIsp,
+          { ispId: 'pushed', feedId: feed.id },
+          { jobId: pushJobId },
+        );
+        return waitFor(async () => {
+          const job = await intake.queues.feeds.getJob(pushJobId);
+          return (await job?.getState()) === 'completed' ? job : undefined;
+        });
+      });
+      expect(held).not.toBe(BUSY);
+      expect(held === BUSY ? undefined : held.returnvalue).toEqual({ busy: true });
+      expect(await intake.ledger.get(feed.id)).toMatchObject({ status: 'received' });
+
+      const schedulers = [startStopped(), startStopped()];
+      pinClock('2026-01-15T01:30:00.200Z');
+      await Promise.all(schedulers.map((s) => taskOf(s, 'sweep').execute()));
+      vi.useRealTimers();
+
+      const status = await waitFor(async () => {
+        const row = await intake.ledger.get(feed.id);
+        return row?.status === 'received' || row?.status === 'parsing' ? undefined : row?.status;
+      });
+      expect(status).toBe('applied');
+      const drains = await intake.queues.feeds.getJobs([
+        'completed',
+        'failed',
+        'active',
+        'waiting',
+      ]);
+      expect(drains.map((job) => job.id).sort()).toEqual([
+        pushJobId,
+        sweepJobId('pushed', feed.id, new Date('2026-01-15T01:30:00Z')),
+      ]);
+      expect(sweepJobId('pushed', feed.id, new Date('2026-01-15T01:30:00Z'))).toBe(
+        `ingest-pushed-${feed.id}-202601150130`,
+      );
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
   });
 });

@@ -3,8 +3,13 @@
  * zone; each tick adds one poll job whose id is the ISP and the scheduled minute, so any number
  * of schedulers add one job per tick. The database (ISP locks, ledger) is the final guard
  * against doing work twice; the job id only saves the duplicate effort. Every minute the
- * scheduler also moves provisioning batches still pending in the outbox to the queue (after a
- * Redis outage, for instance) and asks for a drain of ISPs with feeds waiting.
+ * scheduler also sweeps: it moves provisioning batches still pending in the outbox to the queue
+ * (after a Redis outage, for instance) and asks for a drain of each ISP with feeds waiting.
+ * A sweep's drain job id is the oldest waiting feed and the sweep minute (`sweepJobId`), never
+ * the id the push route used for that feed: BullMQ keeps completed jobs a week and failed ones
+ * for good, so a push-time drain that found the ISP busy, or failed, would hold that id and the
+ * feed would wait forever. Two schedulers' sweeps of one minute still add one job; the ledger
+ * and the ISP lock make a drain with nothing to do, or a concurrent one, harmless.
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { RelaisConfig } from '../config/load.js';
@@ -12,7 +17,7 @@ import { POLLED_TRANSPORTS } from '../connectors/transports/registry.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { flushOutbox } from './outbox.js';
-import { ingestJobId, JOB_NAMES, pollJobId, type Queues } from './queues.js';
+import { JOB_NAMES, pollJobId, type Queues, sweepJobId } from './queues.js';
 
 export interface SchedulerDeps {
   config: RelaisConfig;
@@ -26,7 +31,7 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
-async function sweep(deps: SchedulerDeps): Promise<void> {
+async function sweep(deps: SchedulerDeps, minute: Date): Promise<void> {
   await flushOutbox(deps.db, deps.queues, deps.log);
   const waiting: { isp_id: string; id: string }[] = await deps
     .db('feeds')
@@ -36,7 +41,8 @@ async function sweep(deps: SchedulerDeps): Promise<void> {
     .groupBy('isp_id');
   for (const { isp_id: ispId, id } of waiting) {
     if (!deps.config.isps.has(ispId)) continue;
-    await deps.queues.feeds.add(JOB_NAMES.ingestIsp, { ispId }, { jobId: ingestJobId(ispId, id) });
+    const jobId = sweepJobId(ispId, id, minute);
+    await deps.queues.feeds.add(JOB_NAMES.ingestIsp, { ispId }, { jobId });
   }
 }
 
@@ -66,9 +72,9 @@ export function startScheduler(deps: SchedulerDeps): Scheduler {
   }
   const sweeper = cron.schedule(
     '* * * * *',
-    async () => {
+    async (context) => {
       try {
-        await sweep(deps);
+        await sweep(deps, context.date);
       } catch (err) {
         deps.log.warn({ err }, 'outbox sweep failed; retrying next minute');
       }
