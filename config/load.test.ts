@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../platform/package-root.js';
 import { loadConfig, loadConfigOrThrow } from './load.js';
+import { formatProblem } from './yaml-source.js';
 
 function workspace(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'relais-config-'));
@@ -84,6 +85,24 @@ describe('loadConfig', () => {
     expect(problems.map((p) => `${p.file} ${p.path}`)).toEqual([
       'isps/a-isp.yaml name',
       'isps/b-isp.yaml intake.format.delimiter',
+    ]);
+  });
+
+  it('reports a missing ISP folder at the line that names it, instead of loading no ISP', () => {
+    const dir = workspace({ 'relais.yaml': 'log: { level: info }\npaths:\n  ispConfigDir: ips\n' });
+    const { config, problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(config).toBeUndefined();
+    expect(problems.map(formatProblem)).toEqual([
+      'relais.yaml:3:3 paths.ispConfigDir: ISP config folder ips not found',
+    ]);
+  });
+
+  it('says when the missing ISP folder is the default one and how to fix it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-config-'));
+    writeFileSync(join(dir, 'relais.yaml'), 'log: { level: info }\n');
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems.map(formatProblem)).toEqual([
+      'relais.yaml:1:1 paths.ispConfigDir: ISP config folder isps not found (the default; create it or set paths.ispConfigDir)',
     ]);
   });
 

@@ -1,10 +1,10 @@
 /**
  * Loads the whole configuration once at start-up: `relais.yaml`, then every `isps/*.yaml`.
  * All problems of all files are collected before anything fails, so an integrator fixes a
- * config in one round trip. The result is resolved (absolute paths, derived defaults) and
- * deep-frozen: nothing downstream reads YAML, the environment or `process.env` again.
+ * config in one round trip. The result is resolved (absolute paths, derived defaults) and deep-frozen: nothing downstream
+ * reads YAML, the environment or `process.env` again.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { TransportOptions } from '../connectors/transports/registry.js';
 import { ConfigError } from '../platform/errors.js';
@@ -13,6 +13,7 @@ import { ISP_ID_PATTERN, type IspSettings, ispSchema } from './isp-schema.js';
 import {
   type ConfigProblem,
   type ConfigSource,
+  type FieldPosition,
   formatProblem,
   parseYamlConfig,
 } from './yaml-source.js';
@@ -141,12 +142,37 @@ export function loadIspFile(
   return { isp: deepFreeze(resolveIsp(id, absolute, parsed.value, deployment)), problems: [] };
 }
 
-function listIspFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((name) => /\.ya?ml$/.test(name))
-    .sort()
-    .map((name) => join(dir, name));
+const ISP_CONFIG_DIR: readonly string[] = ['paths', 'ispConfigDir'];
+
+/**
+ * The ISP files of the folder, or why there are none to read. A missing folder is a problem, not
+ * zero ISPs: a typo in `paths.ispConfigDir` must not start a deployment that serves nobody.
+ */
+function listIspFiles(dir: string): { files: string[]; reason?: string } {
+  try {
+    const names = readdirSync(dir).filter((name) => /\.ya?ml$/.test(name));
+    return { files: names.sort().map((name) => join(dir, name)) };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'ENOENT' ? 'not found' : code === 'ENOTDIR' ? 'is not a folder' : 'unreadable';
+    return { files: [], reason };
+  }
+}
+
+function ispDirProblem(
+  dir: string,
+  reason: string,
+  where: FieldPosition,
+  file: string,
+  cwd: string,
+): ConfigProblem {
+  const folder = `ISP config folder ${display(dir, cwd)} ${reason}`;
+  const message = where.isSet
+    ? folder
+    : `${folder} (the default; create it or set paths.ispConfigDir)`;
+  const { line, column } = where;
+  return { file: display(file, cwd), line, column, path: ISP_CONFIG_DIR.join('.'), message };
 }
 
 export function defaultConfigFile(env: ConfigSource, cwd: string): string {
@@ -167,7 +193,12 @@ export function loadConfig(options: LoadOptions = {}): LoadResult {
 
   const problems: ConfigProblem[] = [];
   const isps = new Map<string, IspConfig>();
-  for (const ispFile of listIspFiles(deployment.paths.ispConfigDir)) {
+  const { files, reason } = listIspFiles(deployment.paths.ispConfigDir);
+  if (reason) {
+    const where = parsed.locate(ISP_CONFIG_DIR);
+    problems.push(ispDirProblem(deployment.paths.ispConfigDir, reason, where, file, cwd));
+  }
+  for (const ispFile of files) {
     const result = loadIspFile(ispFile, deployment, { env, cwd });
     problems.push(...result.problems);
     if (result.isp) isps.set(result.isp.id, result.isp);

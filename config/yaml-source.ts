@@ -33,6 +33,15 @@ export type ConfigSource = { [name: string]: string | undefined };
 export interface ParsedYaml<T> {
   value?: T;
   problems: ConfigProblem[];
+  /** Where the field at `path` is written, and whether the file sets it at all. */
+  locate(path: readonly string[]): FieldPosition;
+}
+
+export interface FieldPosition {
+  line: number;
+  column: number;
+  /** False when the file leaves the field out: the position is then its nearest ancestor's. */
+  isSet: boolean;
 }
 
 /** Reads the value of `${NAME}`: the variable itself, else the content of the file in NAME_FILE. */
@@ -150,6 +159,10 @@ export function parseYamlConfig<S extends z.ZodType>(
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
+  const locate = (path: readonly string[]): FieldPosition => ({
+    ...positionOf(doc, lines, path),
+    isSet: doc.errors.length === 0 && doc.hasIn(path),
+  });
 
   for (const error of doc.errors) {
     const pos = lines.linePos(error.pos[0]);
@@ -161,7 +174,7 @@ export function parseYamlConfig<S extends z.ZodType>(
       message: `yaml syntax: ${error.message.split('\n')[0]}`,
     });
   }
-  if (problems.length > 0) return { problems };
+  if (problems.length > 0) return { problems, locate };
 
   visit(doc, {
     Scalar(key, node, ancestors) {
@@ -204,8 +217,8 @@ export function parseYamlConfig<S extends z.ZodType>(
     }
   }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
-  if (problems.length > 0) return { problems };
-  return { value: result.data as z.output<S>, problems };
+  if (problems.length > 0) return { problems, locate };
+  return { value: result.data as z.output<S>, problems, locate };
 }
 
 export function formatProblem(problem: ConfigProblem): string {
