@@ -70,22 +70,42 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config.isps.get('fai-nord')?.offers)).toBe(true);
   });
 
-  it('collects the problems of relais.yaml and of every ISP file', () => {
+  it('collects the problems of relais.yaml and of every ISP file in one pass', () => {
     const dir = workspace({
       'relais.yaml': 'http: { port: 99999 }\n',
       'isps/a-isp.yaml': MINIMAL_ISP.replace('Test ISP', ''),
       'isps/b-isp.yaml': MINIMAL_ISP.replace('csv }', 'csv, delimiter: ";;" }'),
     });
-    // relais.yaml problems stop before ISP files are read: their paths depend on it.
-    expect(loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir }).problems).toHaveLength(
-      1,
-    );
-    writeFileSync(join(dir, 'relais.yaml'), '');
-    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    const { config, problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(config).toBeUndefined();
     expect(problems.map((p) => `${p.file} ${p.path}`)).toEqual([
+      'relais.yaml http.port',
       'isps/a-isp.yaml name',
       'isps/b-isp.yaml intake.format.delimiter',
     ]);
+  });
+
+  it('checks the ISP files in the folder an invalid relais.yaml names', () => {
+    const dir = workspace({
+      'relais.yaml': 'paths: { ispConfigDir: providers }\nlog: { level: loud }\n',
+    });
+    mkdirSync(join(dir, 'providers'));
+    writeFileSync(join(dir, 'providers/c-isp.yaml'), MINIMAL_ISP.replace('Test ISP', ''));
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems.map((p) => `${p.file} ${p.path}`)).toEqual([
+      'relais.yaml log.level',
+      'providers/c-isp.yaml name',
+    ]);
+  });
+
+  it('checks the ISP files in the default folder when relais.yaml is not even valid YAML', () => {
+    const dir = workspace({
+      'relais.yaml': 'http: [unclosed\n',
+      'isps/a-isp.yaml': MINIMAL_ISP.replace('Test ISP', ''),
+    });
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems[0]?.message).toMatch(/^yaml syntax/);
+    expect(problems.map((p) => `${p.file} ${p.path}`).slice(1)).toEqual(['isps/a-isp.yaml name']);
   });
 
   it('reports a missing ISP folder at the line that names it, instead of loading no ISP', () => {
@@ -104,6 +124,14 @@ describe('loadConfig', () => {
     expect(problems.map(formatProblem)).toEqual([
       'relais.yaml:1:1 paths.ispConfigDir: ISP config folder isps not found (the default; create it or set paths.ispConfigDir)',
     ]);
+  });
+
+  it('does not blame the default ISP folder when the setting itself is invalid', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-config-'));
+    writeFileSync(join(dir, 'relais.yaml'), 'paths: { ispConfigDir: 7 }\n');
+    const { problems } = loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    expect(problems.map((p) => p.path)).toEqual(['paths.ispConfigDir']);
+    expect(problems[0]?.message).not.toMatch(/not found/);
   });
 
   it('refuses an ISP file whose name is not a valid ISP id', () => {

@@ -1,7 +1,9 @@
 /**
  * Loads the whole configuration once at start-up: `relais.yaml`, then every `isps/*.yaml`.
  * All problems of all files are collected before anything fails, so an integrator fixes a
- * config in one round trip. The result is resolved (absolute paths, derived defaults) and deep-frozen: nothing downstream
+ * config in one round trip: an invalid relais.yaml does not hide the ISP files' problems, which
+ * are checked in the folder it names (or the default one) against default deployment values.
+ * The result is resolved (absolute paths, derived defaults) and deep-frozen: nothing downstream
  * reads YAML, the environment or `process.env` again.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -175,6 +177,20 @@ function ispDirProblem(
   return { file: display(file, cwd), line, column, path: ISP_CONFIG_DIR.join('.'), message };
 }
 
+/** `paths.ispConfigDir` as written in a relais.yaml that failed validation, if it is a path. */
+function rawIspConfigDir(raw: unknown): string | undefined {
+  const dir = (raw as { paths?: { ispConfigDir?: unknown } } | undefined)?.paths?.ispConfigDir;
+  return typeof dir === 'string' && dir !== '' ? dir : undefined;
+}
+
+/**
+ * Deployment values to check ISP files against when relais.yaml is invalid: its ISP folder when
+ * that setting at least is a path, every other value at its default.
+ */
+function fallbackSettings(ispConfigDir: string | undefined): DeploymentSettings {
+  return deploymentSchema.parse(ispConfigDir ? { paths: { ispConfigDir } } : {});
+}
+
 export function defaultConfigFile(env: ConfigSource, cwd: string): string {
   return resolve(cwd, env.RELAIS_CONFIG || DEFAULT_CONFIG_FILE);
 }
@@ -188,14 +204,16 @@ export function loadConfig(options: LoadOptions = {}): LoadResult {
   const { text, problem } = readText(file, cwd);
   if (problem) return { problems: [problem] };
   const parsed = parseYamlConfig(text as string, display(file, cwd), deploymentSchema, env);
-  if (!parsed.value) return { problems: parsed.problems };
-  const deployment = deepFreeze(resolveDeployment(parsed.value, file));
+  const rawDir = parsed.value ? undefined : rawIspConfigDir(parsed.raw);
+  const deployment = deepFreeze(resolveDeployment(parsed.value ?? fallbackSettings(rawDir), file));
 
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...parsed.problems];
   const isps = new Map<string, IspConfig>();
   const { files, reason } = listIspFiles(deployment.paths.ispConfigDir);
-  if (reason) {
-    const where = parsed.locate(ISP_CONFIG_DIR);
+  const where = parsed.locate(ISP_CONFIG_DIR);
+  // A folder setting that is not a path is reported already; the default folder only stood in.
+  const standsIn = !parsed.value && where.isSet && rawDir === undefined;
+  if (reason && !standsIn) {
     problems.push(ispDirProblem(deployment.paths.ispConfigDir, reason, where, file, cwd));
   }
   for (const ispFile of files) {

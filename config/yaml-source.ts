@@ -33,6 +33,8 @@ export type ConfigSource = { [name: string]: string | undefined };
 export interface ParsedYaml<T> {
   value?: T;
   problems: ConfigProblem[];
+  /** The document as plain data after substitution, valid or not; absent on a syntax error. */
+  raw?: unknown;
   /** Where the field at `path` is written, and whether the file sets it at all. */
   locate(path: readonly string[]): FieldPosition;
 }
@@ -217,8 +219,8 @@ export function parseYamlConfig<S extends z.ZodType>(
     }
   }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
-  if (problems.length > 0) return { problems, locate };
-  return { value: result.data as z.output<S>, problems, locate };
+  if (problems.length > 0) return { problems, raw, locate };
+  return { value: result.data as z.output<S>, problems, raw, locate };
 }
 
 export function formatProblem(problem: ConfigProblem): string {

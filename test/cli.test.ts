@@ -74,6 +74,20 @@ describe('relais config check', () => {
     ]);
   });
 
+  it('prints the problems of an invalid relais.yaml and of the ISP files together', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-cli-'));
+    mkdirSync(join(dir, 'isps'));
+    writeFileSync(join(dir, 'relais.yaml'), 'http:\n  port: 99999\n');
+    writeFileSync(join(dir, 'isps/fai-sud.yaml'), 'name: FAI Sud\ncolour: blue\n');
+    const { code, stdout } = await runCli(
+      ['config', 'check', '--config', join(dir, 'relais.yaml')],
+      { cwd: dir },
+    );
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/^relais\.yaml:2:3 http\.port: /m);
+    expect(stdout).toMatch(/^isps\/fai-sud\.yaml:2:1 colour: unknown field/m);
+  });
+
   it('exits 0 and names the ISPs on the shipped config', async () => {
     const { code, stdout } = await runCli(['config', 'check']);
     expect(code).toBe(0);
