@@ -11,7 +11,11 @@ import pretty from 'pino-pretty';
 export type Logger = PinoLogger;
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** Field names whose values are secret or personal, wherever they sit in a log object. */
+/**
+ * Field names whose values are secret or personal. They are censored at the top level of a log
+ * object, one and two levels down, and in request headers; deeper objects are not scanned, for
+ * speed (docs/known-limitations.md).
+ */
 export const REDACTED_FIELDS = [
   'password',
   'passphrase',
