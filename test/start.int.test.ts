@@ -40,26 +40,29 @@ async function waitFor(url: string, timeoutMs: number): Promise<Response> {
 }
 
 describe('relais start', () => {
-  it('serves the api and stops gracefully on SIGTERM', async () => {
-    const port = await freePort();
-    const config = writeConfig('start.yaml', { http: { port } });
-    const child = spawnCli(['start', '--role', 'api', '--config', config]);
-    const done = collect(child, 30_000);
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'serves the api and stops gracefully on %s',
+    async (signal) => {
+      const port = await freePort();
+      const config = writeConfig(`start-${signal}.yaml`, { http: { port } });
+      const child = spawnCli(['start', '--role', 'api', '--config', config]);
+      const done = collect(child, 30_000);
 
-    const ready = await waitFor(`http://127.0.0.1:${port}/readyz`, 20_000);
-    expect(ready.status).toBe(200);
-    child.kill('SIGTERM');
-    const result = await done;
+      const ready = await waitFor(`http://127.0.0.1:${port}/readyz`, 20_000);
+      expect(ready.status).toBe(200);
+      child.kill(signal);
+      const result = await done;
 
-    expect(result.code).toBe(0);
-    const messages = result.stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l).msg);
-    expect(messages).toEqual(
-      expect.arrayContaining(['relais started', 'shutting down', 'shutdown complete']),
-    );
-  });
+      expect(result.code).toBe(0);
+      const messages = result.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).msg);
+      expect(messages).toEqual(
+        expect.arrayContaining(['relais started', 'shutting down', 'shutdown complete']),
+      );
+    },
+  );
 
   it('refuses to start on a schema older than the code, and says what to run', async () => {
     const config = writeConfig('stale.yaml', {
