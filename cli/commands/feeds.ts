@@ -9,6 +9,7 @@ import {
   FeedLedger,
   type FeedStatus,
 } from '../../connectors/feed-ledger.js';
+import { RequestError } from '../../platform/errors.js';
 import { BUSY } from '../../platform/named-lock.js';
 import { withConnectorDb, withServices } from '../command-context.js';
 import { EXIT_USAGE, ExitRequest } from '../exit.js';
@@ -126,10 +127,8 @@ export function registerFeedsCommands(program: Command): void {
       await withConnectorDb(options.config, async ({ db }) => {
         const ledger = new FeedLedger(db);
         const feed = await ledger.get(id);
-        if (!feed) {
-          out(`no feed ${id}`);
-          throw new ExitRequest(EXIT_USAGE);
-        }
+        // As for approve and reject: the command ran and found nothing (exit 1), not a misuse.
+        if (!feed) throw new RequestError('FEED_NOT_FOUND', `no feed ${id}`);
         const rejects = await ledger.rejectsOf(id, 50);
         if (options.json) {
           out(JSON.stringify({ ...feed, rejects }));
