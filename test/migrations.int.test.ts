@@ -47,30 +47,30 @@ describe('migrations', () => {
     expect(await pendingMigrations(db, 'connector')).toEqual([]);
   });
 
-  it('rolls back the last batch and restores it on the next migrate', async () => {
+  it('rolls back the last batch with relais migrate --rollback, and relais migrate restores it', async () => {
     const { connectorDb, licensingDb } = ctx();
+    const config = join(ctx().dir, 'relais.yaml');
     const before = { connector: await tables(connectorDb), licensing: await tables(licensingDb) };
     expect(before.connector).toEqual(expect.arrayContaining(['isps', 'feeds', 'subscribers']));
     expect(before.licensing).toEqual(
       expect.arrayContaining(['subscriptions', 'licences', 'subscription_events']),
     );
 
-    const rollback = await runCli([
-      'migrate',
-      '--rollback',
-      '--config',
-      join(ctx().dir, 'relais.yaml'),
-    ]);
+    const rollback = await runCli(['migrate', '--rollback', '--config', config]);
     expect(rollback.code).toBe(0);
     expect(rollback.stdout).toMatch(/rolled back/);
     expect(await tables(connectorDb)).toEqual(['knex_migrations', 'knex_migrations_lock']);
     expect((await pendingMigrations(licensingDb, 'licensing')).length).toBeGreaterThan(0);
 
-    await migrateLatest(connectorDb, 'connector');
-    await migrateLatest(licensingDb, 'licensing');
+    const restore = await runCli(['migrate', '--config', config]);
+    expect(restore.code).toBe(0);
+    expect(restore.stdout).toMatch(/_connector: applied \d+ migration/);
+    expect(restore.stdout).toMatch(/_licensing: applied \d+ migration/);
     expect({ connector: await tables(connectorDb), licensing: await tables(licensingDb) }).toEqual(
       before,
     );
+    expect(await pendingMigrations(connectorDb, 'connector')).toEqual([]);
+    expect(await pendingMigrations(licensingDb, 'licensing')).toEqual([]);
   });
 
   it('makes every table InnoDB utf8mb4 with millisecond UTC datetimes', async () => {
