@@ -29,6 +29,19 @@ describe('relais command', () => {
   });
 });
 
+describe('relais migrate', () => {
+  it('exits 1 with DB_UNAVAILABLE when MySQL cannot be reached', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relais-cli-'));
+    mkdirSync(join(dir, 'isps'));
+    writeFileSync(join(dir, 'relais.yaml'), 'mysql:\n  port: 1\n  connectTimeoutMs: 2000\n');
+    const { code, stderr } = await runCli(['migrate', '--config', join(dir, 'relais.yaml')], {
+      cwd: dir,
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^DB_UNAVAILABLE: cannot connect to mysql at 127\.0\.0\.1:1$/m);
+  });
+});
+
 describe('relais config check', () => {
   it('prints all three mistakes with line and column and exits 2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relais-cli-'));
