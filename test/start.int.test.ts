@@ -1,10 +1,12 @@
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { stringify } from 'yaml';
 import { collect, runCli, spawnCli } from './harness/cli.js';
 import { useTestContext } from './harness/context.js';
 import { freePort } from './harness/ports.js';
+import { startRedisServer } from './harness/redis-server.js';
 
 const ctx = useTestContext();
 
@@ -39,6 +41,34 @@ async function waitFor(url: string, timeoutMs: number): Promise<Response> {
   }
 }
 
+/** Resolves with the first JSON log line on the child's stdout that `matches`. */
+function waitForLogLine(
+  child: ChildProcess,
+  matches: (line: Record<string, unknown>) => boolean,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(
+      () => reject(new Error(`no such log line in: ${buffered}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (const text of buffered.split('\n').slice(0, -1)) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        if (!matches(line)) continue;
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve(line);
+        return;
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', () => reject(new Error(`exited before the log line: ${buffered}`)));
+  });
+}
+
 describe('relais start', () => {
   it.each(['SIGTERM', 'SIGINT'] as const)(
     'serves the api and stops gracefully on %s',
@@ -63,6 +93,28 @@ describe('relais start', () => {
       );
     },
   );
+
+  it('warns on the log at start-up when Redis may evict queued jobs, and runs on', async () => {
+    const redis = await startRedisServer(['--maxmemory-policy', 'allkeys-lru']);
+    onTestFinished(() => redis.stop());
+    const port = await freePort();
+    const config = writeConfig('evicting.yaml', {
+      http: { port },
+      redis: { url: redis.url, prefix: ctx().config.deployment.redis.prefix },
+    });
+    const child = spawnCli(['start', '--role', 'api', '--config', config]);
+    const done = collect(child, 30_000);
+
+    const warning = await waitForLogLine(child, (line) => line.policy !== undefined, 20_000);
+    expect(warning).toMatchObject({
+      level: 'warn',
+      policy: 'allkeys-lru',
+      msg: 'redis maxmemory-policy is not noeviction: queued jobs can be evicted',
+    });
+    await waitFor(`http://127.0.0.1:${port}/healthz`, 20_000);
+    child.kill('SIGTERM');
+    expect((await done).code).toBe(0);
+  });
 
   it('refuses to start on a schema older than the code, and says what to run', async () => {
     const config = writeConfig('stale.yaml', {
