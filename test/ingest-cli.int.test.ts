@@ -4,8 +4,10 @@
  * what the file would do and write nothing; a real ingest goes through the ledger and prints
  * the feed. The dry run's diff is checked against what the real ingest of the same file does.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { Feed } from '../connectors/feed-ledger.js';
@@ -18,7 +20,7 @@ import {
   nextDay,
   renderCsv,
 } from './generators/isp-exports.js';
-import { runCli } from './harness/cli.js';
+import { type CliResult, collect, runCli } from './harness/cli.js';
 import { useTestContext } from './harness/context.js';
 
 const shippedText = readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8');
@@ -26,6 +28,25 @@ const ctx = useTestContext({ isps: { fai: stringify(parse(shippedText)) } });
 
 const withConfig = (args: string[]) => [...args, '--config', join(ctx().dir, 'relais.yaml')];
 const relais = (...args: string[]) => runCli(withConfig(args));
+
+/**
+ * Runs the command on a pseudo-terminal (util-linux `script`), as a person at a terminal would:
+ * stdout and stderr both reach the terminal, so the result's stdout holds both.
+ */
+function relaisOnTty(...args: string[]): Promise<CliResult> {
+  const root = packageRoot();
+  const tsx = pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href;
+  const argv = [process.execPath, '--import', tsx, join(root, 'cli/main.ts'), ...withConfig(args)];
+  const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const child = spawn('script', ['-qefc', quoted, '/dev/null'], {
+    cwd: root,
+    env: { ...process.env, RELAIS_CONFIG: '', COLUMNS: '100' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return collect(child, 60_000);
+}
+
+const PROGRESS_BAR = /reading \[[█░]+\] \d+% \| \d+\/\d+/;
 
 const day1 = [...generateCustomers(30, 51)];
 const day2 = [...nextDay(day1, day1.length, 0.2, 52)];
@@ -306,6 +327,41 @@ describe('relais ingest', () => {
       /^changes {3}\d+ subscribe, \d+ change, .* provisioning batches\)$/m,
     );
   });
+
+  it('shows a progress bar on a terminal only, never with --json or into a pipe', async () => {
+    const big = [...generateCustomers(60_000, 54)];
+    const onTty = await relaisOnTty(
+      'ingest',
+      writeExport('abonnes_big.csv', csv(big)),
+      '--isp',
+      'fai',
+    );
+    expect(onTty.code, onTty.stdout).toBe(0);
+    expect(onTty.stdout).toMatch(PROGRESS_BAR);
+    expect(onTty.stdout).toMatch(/applying \d+ changes \[/);
+    expect(onTty.stdout).toContain('status    applied');
+
+    const json = await relaisOnTty(
+      'ingest',
+      writeExport('abonnes_big2.csv', csv(big.slice(1))),
+      '--isp',
+      'fai',
+      '--json',
+    );
+    expect(json.code, json.stdout).toBe(0);
+    expect(json.stdout).not.toMatch(/reading|applying/);
+    expect(JSON.parse(json.stdout.trim())).toMatchObject({ status: 'applied' });
+
+    const piped = await relais(
+      'ingest',
+      writeExport('abonnes_big3.csv', csv(big.slice(2))),
+      '--isp',
+      'fai',
+    );
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stderr).not.toMatch(/reading|applying/);
+    expect(piped.stdout).not.toMatch(/reading|applying/);
+  }, 120_000);
 
   it('says a file already received is a duplicate, and applies nothing', async () => {
     const before = await footprint();

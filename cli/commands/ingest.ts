@@ -2,7 +2,8 @@
  * `relais ingest FILE --isp ID [--dry-run] [--json]`: runs one file through an ISP's config,
  * the way an integrator tries a sample export. `--isp-config PATH` tries a draft config that
  * is not installed yet (dry run only). Without --dry-run the file goes through the ledger like
- * any other feed and is applied; the command prints the outcome.
+ * any other feed and is applied; the command prints the outcome. Either way a big file shows a
+ * progress bar on a terminal (stderr), never with --json or when the output is not a TTY.
  */
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -131,7 +132,25 @@ async function ingest(ispId: string, file: string, options: IngestOptions): Prom
         `already received as ${received.original.id} (${received.original.status}); this copy is recorded as duplicate ${received.feed.id}`,
       );
     }
-    const result = await runtime.intake.drain(isp);
+    // The drain may work through older waiting feeds first; the bar follows each in turn.
+    const bar = progressBar(!options.json);
+    let readBytes = 0;
+    let result: Awaited<ReturnType<typeof runtime.intake.drain>>;
+    try {
+      result = await runtime.intake.drain(isp, {
+        onProgress: (p) => {
+          if (p.phase === 'read') readBytes = p.totalBytes;
+          const label = {
+            read: 'reading',
+            diff: 'comparing',
+            apply: `applying ${p.records} changes`,
+          };
+          bar.update(p.phase === 'read' ? p.bytesRead : readBytes, readBytes, label[p.phase]);
+        },
+      });
+    } finally {
+      bar.stop();
+    }
     if (result === BUSY)
       out(
         'another process is processing this ISP; the feed is recorded and will be processed there',
