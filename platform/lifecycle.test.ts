@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -94,6 +94,7 @@ async function runHangingProcess(
     });
     child.once('close', (code) => {
       clearTimeout(guard);
+      rmSync(dir, { recursive: true, force: true });
       const lines = stdout.split('\n').filter(Boolean);
       const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
       resolve({ code, afterSignalMs: Date.now() - signalledAt, messages });

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -85,14 +85,16 @@ function logFromChild(options: LoggerOptions, onTty = false): string {
   const tsx = pathToFileURL(join(packageRoot(), 'node_modules/tsx/dist/loader.mjs')).href;
   const argv = [process.execPath, '--import', tsx, script];
   const env = { ...process.env, LOG_OPTIONS: JSON.stringify(options) };
-  if (onTty) {
-    return execFileSync('script', ['-qec', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], {
-      env,
-      encoding: 'utf8',
-    });
+  try {
+    if (onTty) {
+      const line = argv.map((a) => `'${a}'`).join(' ');
+      return execFileSync('script', ['-qec', line, '/dev/null'], { env, encoding: 'utf8' });
+    }
+    const [command, ...args] = argv as [string, ...string[]];
+    return spawnSync(command, args, { env, encoding: 'utf8' }).stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  const [command, ...args] = argv as [string, ...string[]];
-  return spawnSync(command, args, { env, encoding: 'utf8' }).stdout;
 }
 
 const isJsonLine = (text: string) => {
