@@ -73,7 +73,8 @@ export const ERROR_CODES = {
   },
   FEED_ENCODING_INVALID: {
     httpStatus: 422,
-    meaning: 'Bytes in the file are not valid in the configured encoding.',
+    meaning:
+      'The file is not in the configured encoding: bytes that do not decode, or a header that reads like UTF-8 decoded as Latin-1.',
     action:
       'Check intake.format.encoding (utf-8, iso-8859-1, windows-1252) against what the ISP sends.',
   },

@@ -1,3 +1,4 @@
+import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { csvFormat, MAX_CSV_RECORD_CHARS } from './csv.js';
 import { type CsvOptions, csvOptionsSchema } from './csv.options.js';
@@ -131,6 +132,52 @@ describe('csvFormat', () => {
     await expect(readAll(read(bytes, ['Prénom'], { delimiter: ';' }))).rejects.toMatchObject({
       code: 'FEED_ENCODING_INVALID',
       message: expect.stringContaining('not valid utf-8 (is the encoding right?)'),
+    });
+  });
+
+  it('says a Latin-1 header read as utf-8 looks like iso-8859-1 or windows-1252', async () => {
+    const bytes = encodeWithBytes('N~ client;Pr~nom\n1;a\n', '~', [0xb0]);
+    await expect(readAll(read(bytes, ['N° client'], { delimiter: ';' }))).rejects.toMatchObject({
+      code: 'FEED_ENCODING_INVALID',
+      message:
+        'abonnes.csv:1: the header lacks column "N° client": the header holds bytes that are not valid utf-8 (is the encoding right?); the file looks like iso-8859-1 or windows-1252 while intake.format.encoding is utf-8',
+    });
+  });
+
+  it('names the setting to check when a header holds bytes windows-1252 leaves undefined', async () => {
+    const bytes = encodeWithBytes('ref;n~m\n1;a\n', '~', [0x81]);
+    const failure = readAll(read(bytes, ['nom'], { delimiter: ';', encoding: 'windows-1252' }));
+    await expect(failure).rejects.toMatchObject({
+      code: 'FEED_ENCODING_INVALID',
+      message: expect.stringContaining(
+        'not valid windows-1252 (is the encoding right?); check intake.format.encoding (windows-1252) against what the ISP sends',
+      ),
+    });
+  });
+
+  it.each([
+    ['windows-1252', 'N° client;Prénom;Date effet'],
+    ['iso-8859-1', 'N° client;Prénom;Date effet'],
+    ['windows-1252', 'Réf.;Élément;Œuvre;€'],
+    ['iso-8859-1', 'Réf.;Élément'],
+  ] as const)('says a utf-8 header read as %s looks like utf-8 (%s)', async (encoding, header) => {
+    const bytes = Buffer.from(`${header}\n1;a;b;c\n`, 'utf8');
+    const wanted = header.split(';').slice(0, 1);
+    await expect(readAll(read(bytes, wanted, { delimiter: ';', encoding }))).rejects.toMatchObject({
+      code: 'FEED_ENCODING_INVALID',
+      message: `abonnes.csv:1: the header lacks column "${wanted[0]}": the header reads like utf-8 decoded as ${encoding} ("é" as "Ã©"); the file looks like utf-8 while intake.format.encoding is ${encoding}`,
+    });
+  });
+
+  it.each([
+    ['a Latin-1 header in the configured encoding', 'N° client;Prénom', 'windows-1252'],
+    ['an ascii utf-8 header under windows-1252', 'ref;name', 'utf-8'],
+  ] as const)('gives no encoding hint for %s', async (_case, header, fileEncoding) => {
+    const bytes = iconv.encode(`${header}\n1;a\n`, fileEncoding);
+    const failure = readAll(read(bytes, ['Offre'], { delimiter: ';', encoding: 'windows-1252' }));
+    await expect(failure).rejects.toMatchObject({
+      code: 'FEED_COLUMNS_MISSING',
+      message: 'abonnes.csv:1: the header lacks column "Offre"',
     });
   });
 

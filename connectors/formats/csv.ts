@@ -7,6 +7,7 @@
  */
 import { pipeline, Readable, type TransformCallback } from 'node:stream';
 import { CsvError, Parser } from 'csv-parse';
+import iconv from 'iconv-lite';
 import { isRelaisError } from '../../platform/errors.js';
 import { type CsvOptions, csvOptionsSchema } from './csv.options.js';
 import { feedError } from './feed-error.js';
@@ -160,13 +161,11 @@ class CsvRows {
   }
 
   private missingColumnsError(missing: string[], firstRow: string[], line: number): unknown {
-    const { header, columns } = this.options;
+    const { header, columns, encoding } = this.options;
     const at = { fileName: this.context.fileName, line };
     let message = `the header lacks column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
-    if (header && firstRow.some((name) => name.includes(REPLACEMENT_CHAR))) {
-      message += `: the header holds bytes that are not valid ${this.options.encoding} (is the encoding right?)`;
-      return feedError('FEED_ENCODING_INVALID', at, message);
-    }
+    const hint = header ? encodingHint(firstRow, encoding) : undefined;
+    if (hint) return feedError('FEED_ENCODING_INVALID', at, `${message}: ${hint}`);
     if (!header) {
       message = `no column ${missing.join(', ')}: the file has no header row and ${
         columns === undefined ? 'no columns are configured' : 'columns does not name them'
@@ -174,6 +173,29 @@ class CsvRows {
     }
     return feedError('FEED_COLUMNS_MISSING', at, message);
   }
+}
+
+/**
+ * Why a header may lack columns it seems to have: the file is not in the configured encoding.
+ * Bytes that did not decode (U+FFFD) are the trace of a Latin-1 file read as UTF-8; a header
+ * whose text, encoded back, is valid UTF-8 with non-ASCII characters ("Ã©" for "é") is a
+ * UTF-8 file read as Latin-1. Names no header text: the message must hold nothing of the file.
+ */
+function encodingHint(names: string[], encoding: CsvOptions['encoding']): string | undefined {
+  const setting = `intake.format.encoding is ${encoding}`;
+  if (names.some((name) => name.includes(REPLACEMENT_CHAR))) {
+    const likely =
+      encoding === 'utf-8'
+        ? `the file looks like iso-8859-1 or windows-1252 while ${setting}`
+        : `check intake.format.encoding (${encoding}) against what the ISP sends`;
+    return `the header holds bytes that are not valid ${encoding} (is the encoding right?); ${likely}`;
+  }
+  if (encoding === 'utf-8') return undefined;
+  const bytes = iconv.encode(names.join(''), encoding);
+  if (bytes.some((byte) => byte >= 0x80) && !bytes.toString('utf8').includes(REPLACEMENT_CHAR)) {
+    return `the header reads like utf-8 decoded as ${encoding} ("é" as "Ã©"); the file looks like utf-8 while ${setting}`;
+  }
+  return undefined;
 }
 
 /** Line breaks inside the fields of one row (quoted fields only can hold them). */

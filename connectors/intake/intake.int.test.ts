@@ -31,6 +31,7 @@ const ctx = useTestContext({
     'csv-b': csvIsp(),
     'csv-rows': csvIsp(),
     'csv-strict': csvIsp({ rejects: { refuseFileAbove: 0.1 } }),
+    'csv-utf8': csvIsp({ format: { ...shipped('demo-fai').intake.format, encoding: 'utf-8' } }),
     'csv-valve': csvIsp(),
     'xml-a': stringify(shipped('alpha-telecom')),
     'fixed-a': stringify(shipped('bretagne-net')),
@@ -281,13 +282,27 @@ describe('refused files', () => {
     return feed;
   }
 
-  it('refuses a file whose header is in the wrong encoding', async () => {
+  it('refuses a file whose header is in the wrong encoding, naming the setting to fix', async () => {
     const text = `${CSV_HEADER}\r\n10000001;Dupont;Zoé;z@x.fr;SECU_ESSENTIEL;;Actif;01/02/2026\r\n`;
-    await expectRefused(
+    const utf8 = await expectRefused(
       'csv-strict',
       'utf8.csv',
       Buffer.from(text, 'utf8'),
-      'FEED_COLUMNS_MISSING',
+      'FEED_ENCODING_INVALID',
+    );
+    expect(utf8?.errorMessage).toBe(
+      'utf8.csv:1: the header lacks column "N° client": the header reads like utf-8 decoded as windows-1252 ("é" as "Ã©"); the file looks like utf-8 while intake.format.encoding is windows-1252',
+    );
+
+    // The other way round: a Windows-1252 export under a config that says utf-8.
+    const latin1 = await expectRefused(
+      'csv-utf8',
+      'latin1.csv',
+      encode([text], 'windows-1252'),
+      'FEED_ENCODING_INVALID',
+    );
+    expect(latin1?.errorMessage).toBe(
+      'latin1.csv:1: the header lacks column "N° client": the header holds bytes that are not valid utf-8 (is the encoding right?); the file looks like iso-8859-1 or windows-1252 while intake.format.encoding is utf-8',
     );
   });
 
