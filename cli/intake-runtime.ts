@@ -44,7 +44,7 @@ export async function openIntake(services: Services): Promise<IntakeRuntime> {
     ledger,
     files,
     metrics: createIntakeMetrics(services.metrics),
-    async onApplied() {
+    async afterDrain() {
       try {
         await flushOutbox(db, queues, log);
       } catch (err) {

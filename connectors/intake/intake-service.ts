@@ -26,8 +26,12 @@ export interface IntakeDeps extends ProcessDeps {
   ledger: FeedLedger;
   files: FeedFiles;
   metrics?: IntakeMetrics;
-  /** Called after feeds were applied, to move new provisioning batches to the queue. */
-  onApplied?: (ispId: string) => Promise<void>;
+  /**
+   * Called after every drain, to move provisioning batches still in the outbox to the queue:
+   * those of the feeds just applied, and those a crash left behind after their feed was marked
+   * applied (a replay of that file finds it applied and applies nothing).
+   */
+  afterDrain?: (ispId: string) => Promise<void>;
 }
 
 export interface DrainResult {
@@ -71,9 +75,7 @@ export class IntakeService {
       this.deps.metrics?.setHeld(isp.id, await this.deps.ledger.countHeld(isp.id));
       return { processed };
     });
-    if (result !== BUSY && result.processed.some((p) => p.outcome.status === 'applied')) {
-      await this.deps.onApplied?.(isp.id);
-    }
+    if (result !== BUSY) await this.deps.afterDrain?.(isp.id);
     return result;
   }
 

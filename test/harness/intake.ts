@@ -49,7 +49,7 @@ export async function openTestIntake(
     log,
     ledger,
     files,
-    onApplied: async () => {
+    afterDrain: async () => {
       await flushOutbox(db, queues, log);
     },
     ...extra,
