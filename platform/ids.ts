@@ -4,7 +4,7 @@
  * never collides in practice. Subscriber ids in particular are random by design: the whole
  * privacy promise rests on the mapping to customer refs living only on the connector side.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 export const ID_PREFIXES = {
   sub: 'subscriber',
@@ -26,14 +26,32 @@ export type IdPrefix = keyof typeof ID_PREFIXES;
 /** Crockford base32: no I, L, O or U, so ids read aloud or typed are hard to get wrong. */
 export const CROCKFORD_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
+/**
+ * Bytes from the system CSPRNG, drawn 4 KiB at a time: one call per id cost a first load of a
+ * million customers several seconds. Each byte is handed out once, then the pool is refilled.
+ */
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
+
+function takeRandom(count: number): Buffer {
+  if (count > pool.length) return randomFillSync(Buffer.alloc(count));
+  if (poolOffset + count > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const taken = pool.subarray(poolOffset, poolOffset + count);
+  poolOffset += count;
+  return taken;
+}
+
 /** 26 characters of base32 (130 bits of room, 128 random bits). */
 export function randomBase32(bytes = 16): string {
-  const buf = randomBytes(bytes);
+  const buf = takeRandom(bytes);
   let out = '';
   let bits = 0;
   let value = 0;
-  for (const byte of buf) {
-    value = (value << 8) | byte;
+  for (let i = 0; i < buf.length; i++) {
+    value = ((value << 8) | (buf[i] as number)) & 0xffff;
     bits += 8;
     while (bits >= 5) {
       out += CROCKFORD_ALPHABET[(value >>> (bits - 5)) & 31];
