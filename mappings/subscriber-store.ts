@@ -4,6 +4,7 @@
  * table; refs never leave through it except back to the connector's own callers.
  */
 import type { Knex } from 'knex';
+import mysql from 'mysql2';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
 import type { ProvisioningCommand } from './provisioning-command.js';
@@ -97,12 +98,14 @@ export async function findSubscribers(
   return rows.map(toStored);
 }
 
-export async function countActive(db: Db, ispId: string): Promise<number> {
+/** Whether the ISP has a subscriber a snapshot could still cancel (active or suspended). */
+export async function hasLiveSubscribers(db: Db, ispId: string): Promise<boolean> {
   const row = await db('subscribers')
-    .where({ isp_id: ispId, status: 'active' })
-    .count({ n: '*' })
+    .select('customer_ref')
+    .where({ isp_id: ispId })
+    .whereIn('status', ['active', 'suspended'])
     .first();
-  return Number(row?.n ?? 0);
+  return row !== undefined;
 }
 
 /** The subscriber id of one ref, or undefined; for billing's map-back and for tests. */
@@ -118,10 +121,70 @@ export async function subscriberIdOf(
   return row?.subscriber_id;
 }
 
+/** A UTC DATETIME(3) literal, as the connection's `timezone: 'Z'` would write it. */
+function sqlDateTime(date: Date): string {
+  const iso = date.toISOString();
+  return `'${iso.slice(0, 10)} ${iso.slice(11, 23)}'`;
+}
+
 /**
- * Writes one batch of changes and its provisioning-outbox row in the caller's transaction. New
- * subscribers are inserted, known ones updated, in one multi-row statement keyed on the primary
- * key; `created_at` and `subscriber_id` of a known subscriber are never touched.
+ * Escapes values that repeat across rows (statuses, offers, module lists) once per distinct
+ * value: a first load of a million customers repeats a handful of them a million times.
+ */
+class RepeatedValues {
+  private readonly escaped = new Map<string, string>();
+
+  of(value: string | null): string {
+    if (value === null) return 'NULL';
+    let sql = this.escaped.get(value);
+    if (sql === undefined) {
+      sql = mysql.escape(value);
+      if (this.escaped.size < 10_000) this.escaped.set(value, sql);
+    }
+    return sql;
+  }
+}
+
+const repeated = new RepeatedValues();
+
+/**
+ * One multi-row upsert of subscriber rows keyed on the primary key; `created_at` and
+ * `subscriber_id` of a known subscriber are never touched. Built by hand rather than through
+ * the query builder: at a million rows its per-value compiling and escaping cost more than the
+ * database's own work. Every value goes through mysql2's escaping or is a number or a date.
+ */
+function upsertSql(
+  ispId: string,
+  feedId: string,
+  changes: readonly SubscriberChange[],
+  now: Date,
+): string {
+  const constants = {
+    isp: mysql.escape(ispId),
+    feed: mysql.escape(feedId),
+    now: sqlDateTime(now),
+  };
+  const values: string[] = new Array(changes.length);
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i] as SubscriberChange;
+    const effective = c.effectiveAt === null ? 'NULL' : sqlDateTime(c.effectiveAt);
+    values[i] =
+      `(${constants.isp},${mysql.escape(c.customerRef)},${mysql.escape(c.subscriberId)},` +
+      `${repeated.of(c.status)},${repeated.of(c.offer)},${repeated.of(c.modules.join(','))},` +
+      `${effective},${Number(c.version)},${constants.feed},${constants.now},${constants.now})`;
+  }
+  return (
+    'INSERT INTO subscribers (isp_id, customer_ref, subscriber_id, status, offer, modules, effective_at, version, last_feed_id, created_at, updated_at) VALUES ' +
+    values.join(',') +
+    ' ON DUPLICATE KEY UPDATE status = VALUES(status), offer = VALUES(offer), modules = VALUES(modules), effective_at = VALUES(effective_at), version = VALUES(version), last_feed_id = VALUES(last_feed_id), updated_at = VALUES(updated_at)'
+  );
+}
+
+/**
+ * Writes changes and their provisioning-outbox rows in the caller's transaction: the changes
+ * in one multi-row upsert, their commands as one outbox row (one future job) per
+ * `changesPerBatch` changes, so a subscriber's commands always travel in one batch. Returns
+ * how many outbox rows were written.
  */
 export async function applyChanges(
   trx: Knex.Transaction,
@@ -129,38 +192,27 @@ export async function applyChanges(
   feedId: string,
   changes: readonly SubscriberChange[],
   now: Date,
-): Promise<{ batchId: number | null }> {
-  if (changes.length === 0) return { batchId: null };
-  const rows = changes.map((c) => ({
-    isp_id: ispId,
-    customer_ref: c.customerRef,
-    subscriber_id: c.subscriberId,
-    status: c.status,
-    offer: c.offer,
-    modules: c.modules.join(','),
-    effective_at: c.effectiveAt,
-    version: c.version,
-    last_feed_id: feedId,
-    created_at: now,
-    updated_at: now,
-  }));
-  await trx('subscribers')
-    .insert(rows)
-    .onConflict(['isp_id', 'customer_ref'])
-    .merge(['status', 'offer', 'modules', 'effective_at', 'version', 'last_feed_id', 'updated_at']);
+  changesPerBatch = changes.length,
+): Promise<{ batches: number }> {
+  if (changes.length === 0) return { batches: 0 };
+  await trx.raw(upsertSql(ispId, feedId, changes, now));
 
-  const commands = changes.flatMap((c) => c.commands);
-  if (commands.length === 0) return { batchId: null };
-  const [batchId] = await trx('provisioning_batches').insert({
-    isp_id: ispId,
-    feed_id: feedId,
-    command_count: commands.length,
-    ...countKinds(commands),
-    commands: JSON.stringify(commands),
-    state: 'pending',
-    created_at: now,
-  });
-  return { batchId: Number(batchId) };
+  const batches = [];
+  for (let from = 0; from < changes.length; from += changesPerBatch) {
+    const commands = changes.slice(from, from + changesPerBatch).flatMap((c) => c.commands);
+    if (commands.length === 0) continue;
+    batches.push({
+      isp_id: ispId,
+      feed_id: feedId,
+      command_count: commands.length,
+      ...countKinds(commands),
+      commands: JSON.stringify(commands),
+      state: 'pending',
+      created_at: now,
+    });
+  }
+  if (batches.length > 0) await trx('provisioning_batches').insert(batches);
+  return { batches: batches.length };
 }
 
 const KIND_COLUMNS = {

@@ -19,17 +19,25 @@ const CASES = [
   'feed-received',
   'feed-read',
   'batch-committed:1',
-  'batch-committed:4',
+  'batch-committed:2',
   'feed-applied',
   'outbox-added',
 ] as const;
 const ispOf = (point: string) => `crash-${point.replace(':', '-')}`;
+/** Points hit while the next day's snapshot is applied from its change list (not streamed). */
+const NEXT_DAY_CASES = ['feed-read', 'batch-committed:1', 'feed-applied'] as const;
+const nextDayIspOf = (point: string) => `crash2-${point.replace(':', '-')}`;
 
 const ctx = useTestContext({
-  isps: Object.fromEntries(['clean', 'timed', ...CASES.map(ispOf)].map((id) => [id, demo])),
+  isps: Object.fromEntries(
+    ['clean', 'timed', ...CASES.map(ispOf), ...NEXT_DAY_CASES.map(nextDayIspOf)].map((id) => [
+      id,
+      demo,
+    ]),
+  ),
 });
 
-const CUSTOMERS = 3_000; // six batches of 500
+const CUSTOMERS = 5_000; // ten batches of 500, in transactions of four, four and two
 const day1 = [...generateCustomers(CUSTOMERS, 51)];
 const day2 = [...nextDay(day1, CUSTOMERS, 0.05, 52)];
 
@@ -150,6 +158,20 @@ describe('a crash at any point of the intake', () => {
     60_000,
   );
 
+  it.each(NEXT_DAY_CASES)(
+    'kill -9 at %s of the next day, then a restart, ends as one clean run',
+    async (point) => {
+      const isp = nextDayIspOf(point);
+      expect((await ingest(isp, paths.day1)).code).toBe(0);
+      const crashed = await ingest(isp, paths.day2, point);
+      expect(crashed.signal).toBe('SIGKILL');
+      const restarted = await ingest(isp, paths.day2);
+      expect(restarted.code, restarted.stderr).toBe(0);
+      expect(await endState(isp)).toEqual(clean);
+    },
+    60_000,
+  );
+
   it('kill -9 from outside while batches are being committed ends as one clean run', async () => {
     const child = spawnCli([
       'ingest',
@@ -167,7 +189,7 @@ describe('a crash at any point of the intake', () => {
     child.kill('SIGKILL');
     const result = await done;
     // The kill landed mid-apply (not after the whole file) unless the machine was very fast.
-    expect(result.signal === 'SIGKILL' || (await batchCount('timed')) === 6).toBe(true);
+    expect(result.signal === 'SIGKILL' || (await batchCount('timed')) >= 10).toBe(true);
     expect((await ingest('timed', paths.day1)).code).toBe(0);
     expect((await ingest('timed', paths.day2)).code).toBe(0);
     expect(await endState('timed')).toEqual(clean);

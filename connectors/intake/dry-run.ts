@@ -71,13 +71,8 @@ export async function dryRunFeed(
     if (db) {
       try {
         const feed = { id: 'feed_dry_run', receivedAt: new Date() };
-        const diff = await diffFeed(
-          db,
-          isp,
-          feed,
-          read.items.sorted(),
-          join(scratchDir, 'diff'),
-          (r) => read.rejects.push(r),
+        const diff = await diffFeed(db, isp, feed, read.items.sorted(), undefined, (r) =>
+          read.rejects.push(r),
         );
         const { subscribes, changes, suspends, resumes, cancels, activeBefore, extraRejects } =
           diff;
