@@ -12,6 +12,7 @@
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { Writable } from 'node:stream';
 import { openIntake } from '../cli/intake-runtime.js';
 import { openServices } from '../cli/services.js';
 import { loadConfigOrThrow } from '../config/load.js';
@@ -23,7 +24,7 @@ import { createRecordMapper } from '../mappings/record-mapper.js';
 import { createDb } from '../platform/db.js';
 import { newId } from '../platform/ids.js';
 import { Lifecycle } from '../platform/lifecycle.js';
-import { silentLogger } from '../platform/logger.js';
+import { createLogger, silentLogger } from '../platform/logger.js';
 import { BUSY } from '../platform/named-lock.js';
 import { refOf } from '../test/generators/isp-exports.js';
 
@@ -46,6 +47,22 @@ export interface CaseResult {
   /** Provisioning commands in those jobs (feed). */
   commands?: number;
   status?: string;
+  /** Seconds spent reading, diffing and applying (feed), from the 'feed applied' log line. */
+  phasesS?: { read: number; diff: number; apply: number };
+}
+
+/** A logger that keeps the 'feed applied' line, whose fields time the phases. */
+function phaseLogger(): { log: ReturnType<typeof createLogger>; applied: () => unknown } {
+  let applied: unknown;
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) {
+        if (line.includes('"feed applied"')) applied = JSON.parse(line);
+      }
+      done();
+    },
+  });
+  return { log: createLogger({ level: 'info', destination }), applied: () => applied };
 }
 
 /** Rows per INSERT and statements in flight: the apply path's defaults (process-feed.ts). */
@@ -65,7 +82,7 @@ function elapsedS(started: bigint): number {
 
 async function runFeed(request: CaseRequest): Promise<CaseResult> {
   const config = loadConfigOrThrow({ file: request.configFile, env: {} });
-  const log = silentLogger();
+  const { log, applied } = phaseLogger();
   const lifecycle = new Lifecycle(log, 30_000);
   try {
     const services = await openServices(config, log, lifecycle);
@@ -93,7 +110,14 @@ async function runFeed(request: CaseRequest): Promise<CaseResult> {
     for (const batch of batches) {
       if (await runtime.queues.provisioning.getJob(`batch-${batch.id}`)) jobs++;
     }
+    const phasesMs = (applied() as { phasesMs?: { read: number; diff: number; apply: number } })
+      ?.phasesMs;
     return {
+      phasesS: phasesMs && {
+        read: phasesMs.read / 1000,
+        diff: phasesMs.diff / 1000,
+        apply: phasesMs.apply / 1000,
+      },
       records: feed?.records ?? 0,
       seconds,
       peakRssBytes: peakRssBytes(),

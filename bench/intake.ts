@@ -16,7 +16,7 @@
  *      [--cpu-prof DIR] [--data-dir DIR (generated files are kept there and reused)] [--feeds-only]
  */
 
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -27,10 +27,12 @@ import { stringify } from 'yaml';
 import { loadConfigOrThrow, type RelaisConfig } from '../config/load.js';
 import { createDb, dropDatabases, ensureDatabases } from '../platform/db.js';
 import { migrateLatest } from '../platform/migrations.js';
+import { packageRoot } from '../platform/package-root.js';
 import type { CaseRequest, CaseResult } from './intake-case.js';
 import { type BenchFormat, benchFiles } from './intake-data.js';
 
 const QUICK_CUSTOMERS = 20_000;
+const CASE_SCRIPT = join(packageRoot(), 'dist/bench/intake-case.js');
 const ISP_OF: Record<BenchFormat, string> = { csv: 'demo-fai', xml: 'alpha-telecom' };
 const RSS_LIMIT_BYTES = 300 * 1024 * 1024;
 const TARGETS: Record<string, number> = {
@@ -103,13 +105,14 @@ async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Runs one case in a fresh child process and returns what it reported. */
+/**
+ * Runs one case in a fresh child process and returns what it reported. The case runs the
+ * compiled code under plain node, as a deployment does (tsx alone adds some 40 MB of RSS).
+ */
 async function runCase(request: CaseRequest): Promise<CaseResult> {
-  const execArgv = ['--import', 'tsx'];
+  const execArgv: string[] = [];
   if (args['cpu-prof']) execArgv.push('--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`);
-  const child = fork(join(import.meta.dirname, 'intake-case.ts'), [JSON.stringify(request)], {
-    execArgv,
-  });
+  const child = fork(CASE_SCRIPT, [JSON.stringify(request)], { execArgv });
   let result: CaseResult | undefined;
   child.on('message', (message) => {
     result = message as CaseResult;
@@ -181,6 +184,7 @@ function medians(all: Row[][]): Row[] {
 function printTable(rows: Row[]): boolean {
   const byLabel = new Map(rows.map((r) => [r.label, r]));
   const head = ['case', 'records', 'wall s', 'records/s', 'peak RSS', 'jobs', 'commands'];
+  head.push('read/diff/apply s');
   const lines = [[...head, 'of ceiling', 'target', '']];
   let allMet = true;
   for (const r of rows) {
@@ -201,6 +205,9 @@ function printTable(rows: Row[]): boolean {
       `${(r.peakRssBytes / 1024 / 1024).toFixed(0)} MB`,
       r.jobs === undefined ? '' : String(r.jobs),
       r.commands === undefined ? '' : String(r.commands),
+      r.phasesS
+        ? [r.phasesS.read, r.phasesS.diff, r.phasesS.apply].map((x) => x.toFixed(1)).join(' / ')
+        : '',
       ratios.join(', '),
       target === undefined ? (isFeed ? 'RSS < 300 MB' : '') : `>= ${target / 1000}k/s`,
       isFeed ? (met ? 'ok' : 'MISSED') : '',
@@ -213,7 +220,7 @@ function printTable(rows: Row[]): boolean {
     console.log(
       line
         .map((cell, c) =>
-          c === 0 || c >= 7 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number),
+          c === 0 || c >= 8 ? cell.padEnd(widths[c] as number) : cell.padStart(widths[c] as number),
         )
         .join('  ')
         .trimEnd(),
@@ -227,6 +234,7 @@ async function main(): Promise<void> {
   const dataDir = args['data-dir'] ?? join(root, 'data');
   mkdirSync(dataDir, { recursive: true });
   const config = writeConfig(root);
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: packageRoot(), stdio: 'inherit' });
   const redis = new Redis(config.deployment.redis.url, { maxRetriesPerRequest: null });
   try {
     console.log(
