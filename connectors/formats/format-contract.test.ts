@@ -1,10 +1,12 @@
 /**
- * The contract every format reader honours (format.ts), run against each format from one table.
+ * The contract every format reader honours (format.ts), run against every format of the
+ * registry (registry.ts), each read through the registry as the intake reads it.
  *
- * To run it against a new format: add an entry to CASES below. Its adapter renders generated
- * customers into the format (`head`, one `record` per customer, `tail`), says where the ref,
- * offer and name sit (`sources`) and on which line the n-th record starts (`lineOf`), and binds
- * the reader to options for an encoding (`read`). Then `npx vitest run connectors/formats`.
+ * A new format must join: the suite fails for a registered format with no entry in CASES. Its
+ * entry renders generated customers into the format (`head`, one `record` per customer,
+ * `tail`), says where the ref, offer and name sit (`sources`) and on which line the n-th record
+ * starts (`lineOf`), and gives the ISP-config options of such a file for an encoding
+ * (`options`). Then `npx vitest run connectors/formats`.
  *
  * Left out on purpose: format-specific rules (CSV quoting, XML limits, fixed-width trailers)
  * live in each format's own test file.
@@ -13,11 +15,13 @@ import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { csvFormat } from './csv.js';
-import { csvOptionsSchema } from './csv.options.js';
-import { fixedWidthFormat } from './fixed-width.js';
-import { fixedWidthOptionsSchema } from './fixed-width.options.js';
 import type { FormatItem } from './format.js';
+import {
+  type FormatOptions,
+  formatFor,
+  formatOptionsSchema,
+  registeredFormats,
+} from './registry.js';
 import {
   bytesStream,
   type Customer,
@@ -28,17 +32,13 @@ import {
   readAll,
 } from './test-feeds.js';
 import type { FeedEncoding } from './text-input.js';
-import { xmlFormat } from './xml.js';
-import { xmlOptionsSchema } from './xml.options.js';
+
+type FormatType = FormatOptions['type'];
 
 interface ContractCase {
-  name: string;
   sources: { ref: string; offer: string; name: string };
-  read(
-    input: Readable,
-    encoding: FeedEncoding,
-    wanted: readonly string[],
-  ): AsyncIterable<FormatItem>;
+  /** The format options of a file in this layout, as an ISP config writes them. */
+  options(encoding: FeedEncoding): { type: FormatType } & Record<string, unknown>;
   head(eol: string): string;
   record(customer: Customer, eol: string): string;
   tail(count: number, eol: string): string;
@@ -46,17 +46,9 @@ interface ContractCase {
   lineOf(index: number): number;
 }
 
-const context = (wanted: readonly string[]) => ({ fileName: 'contract-feed', wanted });
-
 const csvCase: ContractCase = {
-  name: 'csv',
   sources: { ref: 'ref', offer: 'offer', name: 'name' },
-  read: (input, encoding, wanted) =>
-    csvFormat.read(
-      input,
-      csvOptionsSchema.parse({ type: 'csv', delimiter: ';', encoding }),
-      context(wanted),
-    ),
+  options: (encoding) => ({ type: 'csv', delimiter: ';', encoding }),
   head: (eol) => `ref;offer;name;note${eol}`,
   record: (c, eol) => `${c.ref};${c.offer};"${c.name.replaceAll('"', '""')}";${c.note}${eol}`,
   tail: () => '',
@@ -64,14 +56,8 @@ const csvCase: ContractCase = {
 };
 
 const xmlCase: ContractCase = {
-  name: 'xml',
   sources: { ref: '@ref', offer: 'Contract/Offer', name: 'Name' },
-  read: (input, encoding, wanted) =>
-    xmlFormat.read(
-      input,
-      xmlOptionsSchema.parse({ type: 'xml', recordElement: 'Customer', encoding }),
-      context(wanted),
-    ),
+  options: (encoding) => ({ type: 'xml', recordElement: 'Customer', encoding }),
   head: (eol) => `<?xml version="1.0"?>${eol}<Export>${eol}`,
   record: (c, eol) =>
     [
@@ -86,35 +72,64 @@ const xmlCase: ContractCase = {
 };
 
 const fixedWidthCase: ContractCase = {
-  name: 'fixed-width',
   sources: { ref: 'ref', offer: 'offer', name: 'name' },
-  read: (input, encoding, wanted) =>
-    fixedWidthFormat.read(
-      input,
-      fixedWidthOptionsSchema.parse({
-        type: 'fixed-width',
-        encoding,
-        recordType: { start: 1, length: 1 },
-        header: { code: 'H' },
-        detail: {
-          code: 'D',
-          fields: {
-            ref: { start: 2, length: 8 },
-            offer: { start: 10, length: 14 },
-            name: { start: 24, length: 30 },
-          },
-        },
-        trailer: { code: 'T', count: { start: 2, length: 9 } },
-      }),
-      context(wanted),
-    ),
+  options: (encoding) => ({
+    type: 'fixed-width',
+    encoding,
+    recordType: { start: 1, length: 1 },
+    header: { code: 'H' },
+    detail: {
+      code: 'D',
+      fields: {
+        ref: { start: 2, length: 8 },
+        offer: { start: 10, length: 14 },
+        name: { start: 24, length: 30 },
+      },
+    },
+    trailer: { code: 'T', count: { start: 2, length: 9 } },
+  }),
   head: (eol) => `H20260101${eol}`,
   record: (c, eol) => `D${c.ref}${c.offer.padEnd(14)}${c.name.padEnd(30)}${c.note}${eol}`,
   tail: (count, eol) => `T${String(count).padStart(9, '0')}${eol}`,
   lineOf: (index) => 2 + index,
 };
 
-const CASES: ContractCase[] = [csvCase, xmlCase, fixedWidthCase];
+/** One case per registered format; the typecheck and the first test both insist on it. */
+const CASES: Record<FormatType, ContractCase> = {
+  csv: csvCase,
+  xml: xmlCase,
+  'fixed-width': fixedWidthCase,
+};
+
+/** A reader of the format as the registry gives it, bound to this case's options. */
+interface BoundCase extends ContractCase {
+  name: FormatType;
+  read(
+    input: Readable,
+    encoding: FeedEncoding,
+    wanted: readonly string[],
+  ): AsyncIterable<FormatItem>;
+}
+
+function bind(name: FormatType, contract: ContractCase): BoundCase {
+  return {
+    ...contract,
+    name,
+    read(input, encoding, wanted) {
+      const options = formatOptionsSchema.parse(contract.options(encoding));
+      expect(options.type).toBe(name);
+      return formatFor(options).read(input, options, { fileName: 'contract-feed', wanted });
+    },
+  };
+}
+
+const REGISTERED: FormatType[] = registeredFormats().map((format) => format.type);
+
+it('has a contract case for every registered format', () => {
+  const missing = REGISTERED.filter((type) => !Object.hasOwn(CASES, type));
+  expect(missing, 'add an entry to CASES in format-contract.test.ts').toEqual([]);
+  expect(REGISTERED.length).toBeGreaterThanOrEqual(3);
+});
 
 function* render(format: ContractCase, list: Iterable<Customer>, count: number, eol = '\n') {
   yield format.head(eol);
@@ -146,7 +161,15 @@ function allSources(format: ContractCase): string[] {
   return [format.sources.ref, format.sources.offer, format.sources.name];
 }
 
-describe.each(CASES)('the $name format', (format) => {
+describe.each(REGISTERED)('the %s format', (type) => {
+  const contract: ContractCase | undefined = CASES[type];
+  if (contract === undefined) {
+    it('has a contract case', () => {
+      throw new Error(`format ${type} is registered but has no entry in CASES`);
+    });
+    return;
+  }
+  const format = bind(type, contract);
   const read = (input: Readable, encoding: FeedEncoding = 'utf-8', wanted = allSources(format)) =>
     readAll(format.read(input, encoding, wanted));
 

@@ -1,6 +1,7 @@
 /**
  * The file formats Relais reads. This is the one list: a fourth format adds its options schema
- * and its reader here, and touches no other file.
+ * and its reader here, and touches no other code. The contract suite (format-contract.test.ts)
+ * runs every format listed here and fails for one it has no case for.
  */
 import { z } from 'zod';
 import { csvFormat } from './csv.js';
@@ -27,4 +28,9 @@ const FORMATS: { [T in FormatOptions['type']]: FeedFormat<Extract<FormatOptions,
 
 export function formatFor<O extends FormatOptions>(options: O): FeedFormat<O> {
   return FORMATS[options.type] as unknown as FeedFormat<O>;
+}
+
+/** Every registered format, for what must cover them all (the contract suite). */
+export function registeredFormats(): FeedFormat<FormatOptions>[] {
+  return Object.values(FORMATS) as FeedFormat<FormatOptions>[];
 }
