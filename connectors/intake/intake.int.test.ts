@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { createMetrics } from '../../platform/metrics.js';
 import { packageRoot } from '../../platform/package-root.js';
 import {
   CSV_HEADER,
@@ -15,6 +16,7 @@ import {
 } from '../../test/generators/isp-exports.js';
 import { useTestContext } from '../../test/harness/context.js';
 import { openTestIntake, type TestIntake } from '../../test/harness/intake.js';
+import { createIntakeMetrics } from './intake-metrics.js';
 
 const shipped = (id: string) =>
   parse(readFileSync(join(packageRoot(), 'config/isps', `${id}.yaml`), 'utf8'));
@@ -38,10 +40,21 @@ const ctx = useTestContext({
   },
 });
 
+const metrics = createMetrics({ defaultMetrics: false });
 let intake: TestIntake;
 beforeAll(async () => {
-  intake = await openTestIntake(ctx());
+  intake = await openTestIntake(ctx(), { metrics: createIntakeMetrics(metrics) });
 });
+
+/** The value of one series of a metric of the intake, or undefined when it has none yet. */
+async function metricValue(name: string, labels: Record<string, string>) {
+  const metric = metrics.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values.find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value))
+    ?.value;
+}
+
 afterAll(async () => {
   await intake.close();
 });
@@ -389,18 +402,27 @@ describe('safety valve', () => {
     expect(held?.errorMessage).toMatch(/would cancel \d+ of \d+ active subscribers/);
     expect(await storedState('csv-valve')).toEqual(before);
     expect(intake.logText()).toContain('snapshot held for approval');
+    const valve = { isp: 'csv-valve' };
+    expect(await metricValue('relais_feeds_total', { ...valve, status: 'held' })).toBe(1);
+    expect(await metricValue('relais_feeds_held', valve)).toBe(1);
+    expect(await metricValue('relais_feeds_total', { ...valve, status: 'applied' })).toBe(1);
 
     const { feed } = await intake.intake.approve(feedId);
     expect(feed.status).toBe('applied');
     expect(await storedState('csv-valve')).toEqual(expectedAfterSnapshots(day1, shrunk));
+    expect(await metricValue('relais_feeds_held', valve)).toBe(0);
+    expect(await metricValue('relais_feeds_total', { ...valve, status: 'held' })).toBe(1);
+    expect(await metricValue('relais_feeds_total', { ...valve, status: 'applied' })).toBe(2);
   });
 
   it('drops a held snapshot on rejection, and supersedes a held one when a newer applies', async () => {
     const now = await storedState('csv-valve');
     const dropped = await intake.ingest('csv-valve', 'v3.csv', csv(day1.slice(0, 20)));
     expect((await intake.ledger.get(dropped))?.status).toBe('held');
+    expect(await metricValue('relais_feeds_held', { isp: 'csv-valve' })).toBe(1);
     const rejected = await intake.intake.reject(dropped);
     expect(rejected.status).toBe('failed');
+    expect(await metricValue('relais_feeds_held', { isp: 'csv-valve' })).toBe(0);
     expect(await storedState('csv-valve')).toEqual(now);
     await expect(intake.intake.approve(dropped)).rejects.toMatchObject({ code: 'FEED_NOT_HELD' });
 
