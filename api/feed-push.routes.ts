@@ -129,8 +129,24 @@ function pushName(request: FastifyRequest, nowMs: number): string {
     : `push-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`;
 }
 
+/**
+ * Refusals worth a warning: a wrong signature, a replay or an oversized body may be a sender
+ * misconfigured or someone probing. None of them reaches the ledger (no feed exists), so the
+ * log line is their record. It holds the code and our own message, never headers or body.
+ */
+const WARNED_REFUSALS = new Set<string>([
+  'FEED_PUSH_UNAUTHORIZED',
+  'FEED_PUSH_REPLAYED',
+  'FEED_TOO_LARGE',
+]);
+
 const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
+  app.addHook('onError', async (request, _reply, err) => {
+    if (!isRelaisError(err) || !WARNED_REFUSALS.has(err.code)) return;
+    const { isp } = request.params as { isp?: string };
+    request.log.warn({ isp, code: err.code, reason: err.message }, 'push refused');
+  });
   // Every body is the raw stream, whatever its content type: without this, fastify's own
   // parsers would take `application/json` and `text/plain` bodies (and their JSON body limit).
   app.removeAllContentTypeParsers();

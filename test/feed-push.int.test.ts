@@ -553,6 +553,87 @@ describe('a push cut short or empty', () => {
   });
 });
 
+describe('the log of a refused push', () => {
+  const { customers, body } = xmlExport(8, 91);
+
+  /** Sends a refused push and returns the log lines it wrote, parsed. */
+  async function refusedLog(send: () => Promise<Answer>, status: number) {
+    const logBefore = intake.logText().length;
+    const res = await send();
+    expect(res.status).toBe(status);
+    const text = intake.logText().slice(logBefore);
+    const lines = text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    return { text, lines, refused: lines.find((l) => l.msg === 'push refused') };
+  }
+
+  it.each([
+    [
+      'a wrong signature',
+      401,
+      'FEED_PUSH_UNAUTHORIZED',
+      () => pushTo('alpha', signed('y'.repeat(40), body), body),
+    ],
+    [
+      'a Content-Length over the cap',
+      413,
+      'FEED_TOO_LARGE',
+      () => {
+        const big = Buffer.concat([body, Buffer.alloc(CAP_BYTES, ' ')]);
+        return pushTo('alpha', signed(SECRETS.alpha, big), big);
+      },
+    ],
+    [
+      'a chunked body growing over the cap',
+      413,
+      'FEED_TOO_LARGE',
+      () => {
+        const big = Buffer.concat([body, Buffer.alloc(CAP_BYTES, ' ')]);
+        const headers = { ...signed(SECRETS.alpha, big), 'transfer-encoding': 'chunked' };
+        return pushTo('alpha', headers, big);
+      },
+    ],
+  ])(
+    'logs %s as a warning with its code, without secret or body',
+    async (_case, status, code, send) => {
+      const { text, refused } = await refusedLog(send, status);
+      expect(refused).toMatchObject({
+        level: 'warn',
+        isp: 'alpha',
+        code,
+        reason: expect.any(String),
+        reqId: expect.stringMatching(/^req_/),
+      });
+      expectNoSecretNorBody(text);
+    },
+  );
+
+  it('logs a replay as a warning with its code, without secret or body', async () => {
+    const headers = signed(SECRETS.alpha, body);
+    expect((await pushTo('alpha', headers, body)).status).toBe(202);
+
+    const { text, lines, refused } = await refusedLog(() => pushTo('alpha', headers, body), 409);
+
+    expect(refused).toMatchObject({ level: 'warn', isp: 'alpha', code: 'FEED_PUSH_REPLAYED' });
+    expect(lines.filter((l) => l.msg === 'push refused')).toHaveLength(1);
+    expectNoSecretNorBody(text);
+    expect(text).not.toContain(headers['x-relais-signature'].slice(7));
+  });
+
+  function expectNoSecretNorBody(text: string): void {
+    for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
+    expect(text).not.toContain('<at:Client');
+    for (const c of customers) {
+      expect(text).not.toContain(c.ref);
+      expect(text).not.toContain(c.email);
+      expect(text).not.toContain(c.lastName);
+    }
+  }
+});
+
 describe('the log of every push above', () => {
   it('holds no secret and no personal data from the exports', () => {
     const log = intake.logText();
