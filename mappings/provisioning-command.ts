@@ -32,3 +32,48 @@ export interface ProvisioningCommand {
 export function commandKey(subscriberId: string, version: number): string {
   return `${subscriberId}:v${version}`;
 }
+
+/**
+ * The stored form of a batch of commands (the outbox's `commands` column): a first load of a
+ * million customers writes a million commands, and the readable form (field names and keys
+ * spelled out, module lists repeated) was most of what the database had to write. Module lists
+ * are kept once per batch and referred to by index; the key is rebuilt from id and version.
+ */
+interface StoredBatch {
+  /** Format version of this encoding. */
+  v: 1;
+  /** Distinct module lists of the batch, each joined with commas. */
+  m: string[];
+  /** [subscriberId, version, kind, status, effectiveAt (ISO 8601 UTC), index into `m`] */
+  c: [string, number, CommandKind, SubscriptionStatus, string, number][];
+}
+
+export function encodeCommands(commands: readonly ProvisioningCommand[]): string {
+  const moduleLists = new Map<string, number>();
+  const c: StoredBatch['c'] = commands.map((command) => {
+    const joined = command.modules.join(',');
+    let index = moduleLists.get(joined);
+    if (index === undefined) {
+      index = moduleLists.size;
+      moduleLists.set(joined, index);
+    }
+    const { subscriberId, version, kind, status, effectiveAt } = command;
+    return [subscriberId, version, kind, status, effectiveAt, index];
+  });
+  const stored: StoredBatch = { v: 1, m: [...moduleLists.keys()], c };
+  return JSON.stringify(stored);
+}
+
+export function decodeCommands(text: string): ProvisioningCommand[] {
+  const stored = JSON.parse(text) as StoredBatch;
+  const moduleLists = stored.m.map((joined) => (joined === '' ? [] : joined.split(',')));
+  return stored.c.map(([subscriberId, version, kind, status, effectiveAt, index]) => ({
+    key: commandKey(subscriberId, version),
+    kind,
+    subscriberId,
+    modules: [...(moduleLists[index] ?? [])],
+    status,
+    effectiveAt,
+    version,
+  }));
+}

@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import mysql from 'mysql2';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
-import type { ProvisioningCommand } from './provisioning-command.js';
+import { encodeCommands, type ProvisioningCommand } from './provisioning-command.js';
 
 /** A subscriber's stored state, as the diff compares it. */
 export interface StoredSubscriber {
@@ -206,7 +206,7 @@ export async function applyChanges(
       feed_id: feedId,
       command_count: commands.length,
       ...countKinds(commands),
-      commands: JSON.stringify(commands),
+      commands: encodeCommands(commands),
       state: 'pending',
       created_at: now,
     });

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { decodeCommands } from '../mappings/provisioning-command.js';
 import { packageRoot } from '../platform/package-root.js';
 import { openQueues } from '../queue/queues.js';
 import { encode, generateCustomers, nextDay, renderCsv } from './generators/isp-exports.js';
@@ -57,16 +58,6 @@ function ingest(isp: string, file: string, crashPoint?: string) {
   });
 }
 
-interface Command {
-  subscriberId: string;
-  kind: string;
-  version: number;
-  modules: string[];
-  status: string;
-  effectiveAt: string;
-  key: string;
-}
-
 /** Everything a run leaves behind, with subscriber ids replaced by the refs they stand for. */
 async function endState(isp: string) {
   const db = ctx().connectorDb;
@@ -85,13 +76,13 @@ async function endState(isp: string) {
   );
   const batches = await db('provisioning_batches').where({ isp_id: isp }).orderBy('id');
   const commands = batches
-    .flatMap((b) => JSON.parse(b.commands) as Command[])
+    .flatMap((b) => decodeCommands(b.commands))
     .map((c) => {
       const at = receipts.get(c.effectiveAt) ?? c.effectiveAt;
       return `${refOf.get(c.subscriberId)} v${c.version} ${c.kind} ${c.status} ${c.modules} ${at}`;
     })
     .sort();
-  const keys = batches.flatMap((b) => (JSON.parse(b.commands) as Command[]).map((c) => c.key));
+  const keys = batches.flatMap((b) => decodeCommands(b.commands).map((c) => c.key));
   const queues = openQueues(ctx().redis, ctx().prefix);
   const jobs = await queues.provisioning.getJobs(['waiting', 'delayed', 'prioritized', 'active']);
   await queues.close();

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { decodeCommands } from '../../mappings/provisioning-command.js';
 import { createMetrics } from '../../platform/metrics.js';
 import { packageRoot } from '../../platform/package-root.js';
 import {
@@ -151,7 +152,7 @@ describe('snapshot intake', () => {
     const changed = [...expected].filter(
       ([ref, s]) => JSON.stringify(previous.get(ref)) !== JSON.stringify(s),
     );
-    const commands = (await batchesOf(feedId)).flatMap((b) => JSON.parse(b.commands));
+    const commands = (await batchesOf(feedId)).flatMap((b) => decodeCommands(b.commands));
     expect(commands).toHaveLength(changed.length);
     expect(changed.length).toBeGreaterThan(5);
     expect(changed.length).toBeLessThan(40);
@@ -197,7 +198,9 @@ describe('snapshot intake', () => {
       for (const secret of [...refs, ...emails, ...names]) expect(text).not.toContain(secret);
     }
     for (const job of jobs) expect(Object.keys(job.data).sort()).toEqual(['batchId', 'ispId']);
-    const command = JSON.parse(inOutbox.split('\n')[0] as string)[0];
+    const stored = inOutbox.split('\n')[0] as string;
+    expect(Object.keys(JSON.parse(stored)).sort()).toEqual(['c', 'm', 'v']);
+    const command = decodeCommands(stored)[0] as object;
     expect(Object.keys(command).sort()).toEqual(
       ['effectiveAt', 'key', 'kind', 'modules', 'status', 'subscriberId', 'version'].sort(),
     );
@@ -463,7 +466,7 @@ describe('delta intake', () => {
     const state = await storedState('fixed-a');
     expect(state.get(a.ref)?.status).toBe('active');
     expect(state.get(b.ref)?.status).toBe('cancelled');
-    const commands = (await batchesOf(feedId)).flatMap((x) => JSON.parse(x.commands));
+    const commands = (await batchesOf(feedId)).flatMap((x) => decodeCommands(x.commands));
     const ids = await subscriberIds('fixed-a');
     const ofA = commands.filter((c: { subscriberId: string }) => c.subscriberId === ids.get(a.ref));
     expect(ofA.map((c: { kind: string }) => c.kind)).toEqual(['suspend', 'resume']);

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeCommands,
+  encodeCommands,
+  type ProvisioningCommand,
+} from './provisioning-command.js';
+
+const command = (over: Partial<ProvisioningCommand>): ProvisioningCommand => ({
+  key: 'sub_0123456789abcdefghjkmnpqrs:v1',
+  kind: 'subscribe',
+  subscriberId: 'sub_0123456789abcdefghjkmnpqrs',
+  modules: ['antivirus', 'firewall'],
+  status: 'active',
+  effectiveAt: '2026-12-01T23:00:00.000Z',
+  version: 1,
+  ...over,
+});
+
+describe('encodeCommands', () => {
+  it('round-trips every field of every command, in order', () => {
+    const commands = [
+      command({}),
+      command({
+        key: 'sub_0123456789abcdefghjkmnpqrs:v2',
+        kind: 'cancel',
+        status: 'cancelled',
+        modules: [],
+        effectiveAt: '2026-12-04T02:45:41.315Z',
+        version: 2,
+      }),
+      command({
+        key: 'sub_zyxwvtsrqpnmkjhgfedcba9876:v7',
+        subscriberId: 'sub_zyxwvtsrqpnmkjhgfedcba9876',
+        kind: 'change',
+        modules: ['antivirus', 'backup', 'firewall', 'parental-control'],
+        version: 7,
+      }),
+    ];
+
+    expect(decodeCommands(encodeCommands(commands))).toEqual(commands);
+  });
+
+  it('stores a repeated module list once', () => {
+    const many = Array.from({ length: 50 }, (_, i) =>
+      command({ subscriberId: `sub_${String(i).padStart(26, '0')}` }),
+    );
+    const text = encodeCommands(many);
+
+    expect(text.split('antivirus,firewall')).toHaveLength(2);
+    expect(decodeCommands(text).map((c) => c.key)).toEqual(many.map((c) => `${c.subscriberId}:v1`));
+  });
+
+  it('keeps an empty batch empty', () => {
+    expect(decodeCommands(encodeCommands([]))).toEqual([]);
+  });
+});
