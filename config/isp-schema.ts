@@ -111,7 +111,7 @@ export const fieldsSchema = z
     email: textField
       .optional()
       .describe(
-        'Only when activation keys are delivered by e-mail; kept encrypted until sent, then erased.',
+        'Only for activation keys delivered by e-mail, which comes with the subscription server; until then checked, then dropped. Never sent to the subscription server, never logged, never queued.',
       ),
     language: textField.optional().describe('Two-letter language for messages to this customer.'),
   })
