@@ -43,7 +43,10 @@ beforeAll(async () => {
   ids.first = await intake.ingest('valve', 'abonnes_1.csv', csv(day1));
   ids.held = await intake.ingest('valve', 'abonnes_2.csv', csv(shrunk));
   ids.other = await intake.ingest('other', 'abonnes_1.csv', csv(day1.slice(0, 10)));
-  const noRef = encode([CSV_HEADER.replace('N° client', 'Client'), '\r\n1;a;b;c;d;e;f;g\r\n']);
+  const noRef = encode(
+    [CSV_HEADER.replace('N° client', 'Client'), '\r\n1;a;b;c;d;e;f;g\r\n'],
+    'windows-1252',
+  );
   ids.failed = await intake.ingest('other', 'abonnes_bad.csv', noRef);
   expect((await intake.ledger.get(ids.held))?.status).toBe('held');
   expect((await intake.ledger.get(ids.failed))?.status).toBe('failed');
