@@ -123,19 +123,20 @@ describe('compareFeedItems', () => {
 });
 
 describe('groupByRef', () => {
-  it('groups consecutive items of one ref, keeping their order', async () => {
+  it('groups consecutive items of one ref, each group in effective-date then line order', async () => {
     const items = [
       protect('A', 3),
       item(record('A', { line: 2 })),
       item(record('B', { line: 1 })),
-      item(record('C', { line: 5, effectiveAt: day(1) })),
       item(record('C', { line: 4, effectiveAt: day(2) })),
+      item(record('C', { line: 5, effectiveAt: day(1) })),
+      item(record('C', { line: 6, effectiveAt: day(1) })),
     ];
     const groups = await collect(groupByRef(from(items)));
     expect(groups.map((g) => [g.customerRef, g.items])).toEqual([
-      ['A', items.slice(0, 2)],
-      ['B', items.slice(2, 3)],
-      ['C', items.slice(3, 5)],
+      ['A', [items[1], items[0]]],
+      ['B', [items[2]]],
+      ['C', [items[4], items[5], items[3]]],
     ]);
   });
 

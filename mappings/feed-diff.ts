@@ -70,12 +70,16 @@ function outOfOrder(what: string): InternalError {
 }
 
 /**
- * Groups consecutive items of one ref; the input must be sorted by {@link compareFeedItems}.
- * Throws on a ref lower than the one before: a second group of one ref would subscribe a known
- * customer again.
+ * Groups consecutive items of one ref, each group's items in {@link compareFeedItems} order;
+ * the input must be sorted by ref. Throws on a ref lower than the one before: a second group of
+ * one ref would subscribe a known customer again.
  */
 export async function* groupByRef(items: AsyncIterable<FeedItem>): AsyncGenerator<RefGroup> {
   let current: RefGroup | undefined;
+  const done = (group: RefGroup) => {
+    if (group.items.length > 1) group.items.sort(compareFeedItems);
+    return group;
+  };
   for await (const item of items) {
     const ref = refOf(item);
     if (current && current.customerRef === ref) {
@@ -83,10 +87,10 @@ export async function* groupByRef(items: AsyncIterable<FeedItem>): AsyncGenerato
       continue;
     }
     if (current && ref < current.customerRef) throw outOfOrder('feed items');
-    if (current) yield current;
+    if (current) yield done(current);
     current = { customerRef: ref, items: [item] };
   }
-  if (current) yield current;
+  if (current) yield done(current);
 }
 
 function sameModules(a: readonly string[], b: readonly string[]): boolean {

@@ -11,7 +11,13 @@ import { parse } from 'yaml';
 import { decodeCommands } from '../mappings/provisioning-command.js';
 import { packageRoot } from '../platform/package-root.js';
 import { openQueues } from '../queue/queues.js';
-import { encode, generateCustomers, nextDay, renderCsv } from './generators/isp-exports.js';
+import {
+  encode,
+  generateCustomers,
+  nextDay,
+  renderCsv,
+  seededRandom,
+} from './generators/isp-exports.js';
 import { collect, runCli, spawnCli } from './harness/cli.js';
 import { useTestContext } from './harness/context.js';
 
@@ -28,13 +34,19 @@ const ispOf = (point: string) => `crash-${point.replace(':', '-')}`;
 /** Points hit while the next day's snapshot is applied from its change list (not streamed). */
 const NEXT_DAY_CASES = ['feed-read', 'batch-committed:1', 'feed-applied'] as const;
 const nextDayIspOf = (point: string) => `crash2-${point.replace(':', '-')}`;
+/** Points hit while a first load out of ref order is sorted, then applied while diffed. */
+const SHUFFLED_CASES = ['feed-read', 'batch-committed:1', 'batch-committed:2'] as const;
+const shuffledIspOf = (point: string) => `crash3-${point.replace(':', '-')}`;
 
 const ctx = useTestContext({
   isps: Object.fromEntries(
-    ['clean', 'timed', ...CASES.map(ispOf), ...NEXT_DAY_CASES.map(nextDayIspOf)].map((id) => [
-      id,
-      demo,
-    ]),
+    [
+      'clean',
+      'timed',
+      ...CASES.map(ispOf),
+      ...NEXT_DAY_CASES.map(nextDayIspOf),
+      ...SHUFFLED_CASES.map(shuffledIspOf),
+    ].map((id) => [id, demo]),
   ),
 });
 
@@ -42,12 +54,19 @@ const CUSTOMERS = 5_000; // ten batches of 500, in transactions of four, four an
 const day1 = [...generateCustomers(CUSTOMERS, 51)];
 const day2 = [...nextDay(day1, CUSTOMERS, 0.05, 52)];
 
-function files(): { day1: string; day2: string } {
+function files(): { day1: string; day2: string; shuffled1: string } {
   const dir = join(ctx().dir, 'exports');
-  mkdirSync(dir, { recursive: true });
-  const paths = { day1: join(dir, 'abonnes_1.csv'), day2: join(dir, 'abonnes_2.csv') };
+  mkdirSync(join(dir, 'shuffled'), { recursive: true });
+  const paths = {
+    day1: join(dir, 'abonnes_1.csv'),
+    day2: join(dir, 'abonnes_2.csv'),
+    shuffled1: join(dir, 'shuffled', 'abonnes_1.csv'),
+  };
   writeFileSync(paths.day1, encode(renderCsv(day1), 'windows-1252'));
   writeFileSync(paths.day2, encode(renderCsv(day2), 'windows-1252'));
+  const random = seededRandom(53);
+  const shuffled = day1.map((c) => ({ c, key: random() })).sort((a, b) => a.key - b.key);
+  writeFileSync(paths.shuffled1, encode(renderCsv(shuffled.map(({ c }) => c)), 'windows-1252'));
   return paths;
 }
 
@@ -122,7 +141,7 @@ async function batchCount(isp: string): Promise<number> {
 }
 
 describe('a crash at any point of the intake', () => {
-  let paths: { day1: string; day2: string };
+  let paths: ReturnType<typeof files>;
   let clean: Awaited<ReturnType<typeof endState>>;
 
   it('has a clean run to compare with', async () => {
@@ -158,6 +177,20 @@ describe('a crash at any point of the intake', () => {
       expect(crashed.signal).toBe('SIGKILL');
       const restarted = await ingest(isp, paths.day2);
       expect(restarted.code, restarted.stderr).toBe(0);
+      expect(await endState(isp)).toEqual(clean);
+    },
+    60_000,
+  );
+
+  it.each(SHUFFLED_CASES)(
+    'kill -9 at %s of a first load out of ref order, then a restart, ends as one clean run',
+    async (point) => {
+      const isp = shuffledIspOf(point);
+      const crashed = await ingest(isp, paths.shuffled1, point);
+      expect(crashed.signal).toBe('SIGKILL');
+      const restarted = await ingest(isp, paths.shuffled1);
+      expect(restarted.code, restarted.stderr).toBe(0);
+      expect((await ingest(isp, paths.day2)).code).toBe(0);
       expect(await endState(isp)).toEqual(clean);
     },
     60_000,

@@ -13,7 +13,8 @@ import type { FeedItem } from '../../mappings/feed-diff.js';
 import type { Db } from '../../platform/db.js';
 import { IspDataError } from '../../platform/errors.js';
 import type { DiffCounts } from '../feed-ledger.js';
-import { decide, diffFeed } from './process-feed.js';
+import { diffFeed } from './diff-feed.js';
+import { decide } from './process-feed.js';
 import { type ReadProgress, readFeed } from './read-feed.js';
 
 export interface DryRunReport {

@@ -14,6 +14,7 @@ import {
   renderCsv,
   renderFixedWidth,
   renderXml,
+  seededRandom,
 } from '../../test/generators/isp-exports.js';
 import { useTestContext } from '../../test/harness/context.js';
 import { openTestIntake, type TestIntake } from '../../test/harness/intake.js';
@@ -32,6 +33,7 @@ const ctx = useTestContext({
   isps: {
     'csv-a': csvIsp(),
     'csv-b': csvIsp(),
+    'csv-shuffled': csvIsp(),
     'csv-rows': csvIsp(),
     'csv-strict': csvIsp({ rejects: { refuseFileAbove: 0.1 } }),
     'csv-utf8': csvIsp({ format: { ...shipped('demo-fai').intake.format, encoding: 'utf-8' } }),
@@ -166,6 +168,34 @@ describe('snapshot intake', () => {
     // Known refs keep their subscriber ids.
     const after = await subscriberIds('csv-a');
     for (const [ref, id] of before) expect(after.get(ref)).toBe(id);
+  });
+
+  it('reads an export out of ref order through a sort, ending where the ordered one did', async () => {
+    const shuffled = (customers: Customer[], seed: number) => {
+      const random = seededRandom(seed);
+      return customers
+        .map((c) => ({ c, key: random() }))
+        .sort((a, b) => a.key - b.key)
+        .map(({ c }) => c);
+    };
+
+    const first = await intake.ingest('csv-shuffled', 'abonnes_1.csv', csv(shuffled(day1, 3)));
+    const second = await intake.ingest('csv-shuffled', 'abonnes_2.csv', csv(shuffled(day2, 4)));
+
+    expect((await intake.ledger.get(first))?.status).toBe('applied');
+    expect((await intake.ledger.get(second))?.status).toBe('applied');
+    expect(await storedState('csv-shuffled')).toEqual(expectedAfterSnapshots(day1, day2));
+    const ways = intake
+      .logLines()
+      .filter((l) => l.msg === 'feed applied')
+      .map((l) => `${l.isp} ${l.way}`);
+    expect(ways).toEqual([
+      'csv-a one pass',
+      'csv-b one pass',
+      'csv-a one pass',
+      'csv-shuffled sorted, applied while diffing',
+      'csv-shuffled sorted',
+    ]);
   });
 
   it('records the same content under another name as a duplicate and applies nothing', async () => {

@@ -8,7 +8,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IspConfig } from '../../config/load.js';
 import type { MappingReject } from '../../mappings/customer-record.js';
-import { compareFeedItems, type FeedItem } from '../../mappings/feed-diff.js';
+import { compareFeedItems, type FeedItem, lineOf, refOf } from '../../mappings/feed-diff.js';
 import { createRecordMapper } from '../../mappings/record-mapper.js';
 import { ExternalSorter } from '../../platform/external-sort.js';
 import { formatFor } from '../formats/registry.js';
@@ -38,7 +38,10 @@ export interface ReadOptions {
 
 const PROGRESS_EVERY = 50_000;
 
-/** Compact one-line form of a feed item for the sort runs (dates as epoch ms). */
+/**
+ * Compact one-line form of a feed item for the sort runs (dates as epoch ms). The e-mail is left
+ * out: it is personal, and nothing after the mapping uses it yet, so it never reaches the disk.
+ */
 function serializeItem(item: FeedItem): string {
   if (item.kind === 'protect') return JSON.stringify([0, item.customerRef, item.line]);
   const r = item.record;
@@ -51,7 +54,6 @@ function serializeItem(item: FeedItem): string {
     r.status,
     r.effectiveAt?.getTime() ?? null,
     r.operation,
-    r.email,
     r.language,
   ]);
 }
@@ -69,8 +71,8 @@ function deserializeItem(line: string): FeedItem {
       status: a[5],
       effectiveAt: a[6] === null ? null : new Date(a[6]),
       operation: a[7],
-      email: a[8],
-      language: a[9],
+      email: null,
+      language: a[8],
     },
   };
 }
@@ -79,11 +81,25 @@ export function compareRejects(a: MappingReject, b: MappingReject): number {
   return a.line - b.line;
 }
 
-export async function readFeed(
+export interface ReadCounts {
+  /** Records read, valid or not. */
+  records: number;
+  /** Records that passed the mapping. */
+  accepted: number;
+}
+
+/**
+ * Reads the file in file order: yields each valid record (and a `protect` item for a rejected
+ * row whose ref was readable), pushes every reject into `rejects`, and counts into `counts`.
+ * A file-level problem is thrown, possibly after some items were yielded.
+ */
+export async function* readItems(
   path: string,
   isp: IspConfig,
   options: ReadOptions,
-): Promise<ReadResult> {
+  rejects: ExternalSorter<MappingReject>,
+  counts: ReadCounts,
+): AsyncGenerator<FeedItem> {
   const mapper = createRecordMapper({
     fields: isp.intake.fields,
     offers: isp.offers,
@@ -91,29 +107,17 @@ export async function readFeed(
     mode: isp.intake.mode,
   });
   const format = formatFor(isp.intake.format);
-  const items = new ExternalSorter<FeedItem>({
-    dir: join(options.scratchDir, 'items'),
-    compare: compareFeedItems,
-    serialize: serializeItem,
-    deserialize: deserializeItem,
-  });
-  const rejects = new ExternalSorter<MappingReject>({
-    dir: join(options.scratchDir, 'rejects'),
-    compare: compareRejects,
-  });
   const counter = new HashingCounter();
   const totalBytes = statSync(path).size;
   const input = createReadStream(path).pipe(counter);
-  let records = 0;
-  let accepted = 0;
 
   for await (const item of format.read(input, isp.intake.format, {
     fileName: options.fileName,
     wanted: mapper.wanted,
   })) {
-    records++;
-    if (records % PROGRESS_EVERY === 0)
-      options.onProgress?.({ records, bytesRead: counter.sizeBytes, totalBytes });
+    counts.records++;
+    if (counts.records % PROGRESS_EVERY === 0)
+      options.onProgress?.({ records: counts.records, bytesRead: counter.sizeBytes, totalBytes });
     if (item.kind === 'reject') {
       await rejects.push({
         line: item.line,
@@ -126,21 +130,64 @@ export async function readFeed(
     }
     const result = mapper.map(item);
     if (result.ok) {
-      accepted++;
+      counts.accepted++;
       const feedItem: FeedItem = { kind: 'record', record: result.record };
       options.onRecord?.(feedItem);
-      await items.push(feedItem);
+      yield feedItem;
     } else {
       await rejects.push(result.reject);
       if (result.reject.customerRef !== null) {
-        await items.push({
-          kind: 'protect',
-          customerRef: result.reject.customerRef,
-          line: result.reject.line,
-        });
+        yield { kind: 'protect', customerRef: result.reject.customerRef, line: result.reject.line };
       }
     }
   }
-  options.onProgress?.({ records, bytesRead: counter.sizeBytes, totalBytes });
+  options.onProgress?.({ records: counts.records, bytesRead: counter.sizeBytes, totalBytes });
+}
+
+export function rejectSorter(scratchDir: string): ExternalSorter<MappingReject> {
+  return new ExternalSorter<MappingReject>({
+    dir: join(scratchDir, 'rejects'),
+    compare: compareRejects,
+  });
+}
+
+/** Reads the whole file, sorting its items by customer ref into run files on disk. */
+export async function readFeed(
+  path: string,
+  isp: IspConfig,
+  options: ReadOptions,
+): Promise<ReadResult> {
+  const items = new ExternalSorter<FeedItem>({
+    dir: join(options.scratchDir, 'items'),
+    compare: compareFeedItems,
+    serialize: serializeItem,
+    deserialize: deserializeItem,
+  });
+  const rejects = rejectSorter(options.scratchDir);
+  const counts: ReadCounts = { records: 0, accepted: 0 };
+  for await (const item of readItems(path, isp, options, rejects, counts)) await items.push(item);
+  const { records, accepted } = counts;
   return { items, rejects, records, accepted, rejected: records - accepted };
+}
+
+/** Thrown by {@link inRefOrder} at the first item whose ref sorts before the one before it. */
+export class NotInRefOrder extends Error {
+  constructor(readonly line: number) {
+    super(`feed items are not in customer-ref order (line ${line})`);
+  }
+}
+
+/**
+ * Passes items through while their refs never decrease; items of one ref need not be adjacent
+ * in time order (the diff orders a ref's items itself). Most exports list customers in
+ * customer-number order, which lets the intake read and diff in one pass, without sorting.
+ */
+export async function* inRefOrder(items: AsyncIterable<FeedItem>): AsyncGenerator<FeedItem> {
+  let previous: string | undefined;
+  for await (const item of items) {
+    const ref = refOf(item);
+    if (previous !== undefined && ref < previous) throw new NotInRefOrder(lineOf(item));
+    previous = ref;
+    yield item;
+  }
 }

@@ -21,6 +21,8 @@ export interface TestIntake {
   queues: Queues;
   /** Every log line written so far, as JSON text. */
   logText(): string;
+  /** Every log line written so far, parsed. */
+  logLines(): Record<string, unknown>[];
   /** Receives `bytes` as a CLI feed named `name` and drains the ISP. */
   ingest(ispId: string, name: string, bytes: Buffer | string): Promise<string>;
   isp(ispId: string): IspConfig;
@@ -61,6 +63,12 @@ export async function openTestIntake(
     ledger,
     queues,
     logText: () => lines.join(''),
+    logLines: () =>
+      lines
+        .join('')
+        .split('\n')
+        .filter((line) => line.length > 0)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
     isp: (ispId) => intake.isp(ispId),
     async ingest(ispId, name, bytes) {
       const body = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
