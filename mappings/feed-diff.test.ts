@@ -94,7 +94,14 @@ async function snapshot(
 ): Promise<SnapshotDiffEvent[]> {
   const sorted = [...items].sort(compareFeedItems);
   const byRef = [...state].sort((a, b) => (a.customerRef < b.customerRef ? -1 : 1));
-  return collect(diffSnapshot(groupByRef(from(sorted)), from(byRef), ctx));
+  return collect(diffSnapshot(groupByRef(from(sorted)), from(pagesOf(byRef)), ctx));
+}
+
+/** Stored subscribers in pages of two (and an empty page), as the database reader pages them. */
+function pagesOf(state: StoredSubscriber[]): StoredSubscriber[][] {
+  const pages: StoredSubscriber[][] = [[]];
+  for (let i = 0; i < state.length; i += 2) pages.push(state.slice(i, i + 2));
+  return pages;
 }
 
 const changesOf = (events: SnapshotDiffEvent[]) =>
@@ -371,8 +378,25 @@ describe('diffSnapshot, merge', () => {
   });
 
   it('refuses stored subscribers out of ref order', async () => {
-    const stream = diffSnapshot(from<RefGroup>([]), from([stored('B'), stored('A')]), context());
-    await expect(collect(stream)).rejects.toMatchObject({ code: 'INTERNAL' });
+    for (const pages of [[[stored('B'), stored('A')]], [[stored('B')], [stored('A')]]]) {
+      const stream = diffSnapshot(from<RefGroup>([]), from(pages), context());
+      await expect(collect(stream)).rejects.toMatchObject({ code: 'INTERNAL' });
+    }
+  });
+
+  it('closes the stored side when the merge is abandoned midway', async () => {
+    let closed = false;
+    async function* storedSide() {
+      try {
+        for (const ref of ['A', 'B', 'C']) yield [stored(ref)];
+      } finally {
+        closed = true;
+      }
+    }
+    const groups = groupByRef(from([item(record('A')), item(record('B'))]));
+    for await (const _event of diffSnapshot(groups, storedSide(), context())) break;
+
+    expect(closed).toBe(true);
   });
 });
 

@@ -239,47 +239,67 @@ export interface SnapshotDiffEvent {
   storedStatus?: SubscriptionStatus;
 }
 
-/** Passes stored subscribers through, throwing when a ref is not above the one before. */
-async function* ascending(
-  stored: AsyncIterable<StoredSubscriber>,
-): AsyncGenerator<StoredSubscriber> {
+/**
+ * Merges a sorted snapshot with the sorted stored state of the ISP, read a page at a time.
+ * Throws when a stored ref is not above the one before. The stored side is closed however the
+ * merge ends, so an abandoned merge does not keep a database read going.
+ */
+export async function* diffSnapshot(
+  groups: AsyncIterable<RefGroup>,
+  storedPages: AsyncIterable<readonly StoredSubscriber[]>,
+  ctx: DiffContext,
+): AsyncGenerator<SnapshotDiffEvent> {
+  const source = storedPages[Symbol.asyncIterator]();
+  let page: readonly StoredSubscriber[] = [];
+  let at = 0;
+  let exhausted = false;
   let previous: string | undefined;
-  for await (const subscriber of stored) {
+  const head = (): StoredSubscriber | undefined => page[at];
+  const fill = async () => {
+    while (at >= page.length && !exhausted) {
+      const next = await source.next();
+      if (next.done) exhausted = true;
+      else [page, at] = [next.value, 0];
+    }
+  };
+  const take = (): StoredSubscriber => {
+    const subscriber = page[at++] as StoredSubscriber;
     if (previous !== undefined && subscriber.customerRef <= previous) {
       throw outOfOrder('stored subscribers');
     }
     previous = subscriber.customerRef;
-    yield subscriber;
-  }
-}
+    return subscriber;
+  };
+  const missing = (subscriber: StoredSubscriber): SnapshotDiffEvent => ({
+    change: cancelMissing(subscriber, ctx),
+    rejects: [],
+    storedStatus: subscriber.status,
+  });
 
-/** Merges a sorted snapshot with the sorted stored state of the ISP. */
-export async function* diffSnapshot(
-  groups: AsyncIterable<RefGroup>,
-  stored: AsyncIterable<StoredSubscriber>,
-  ctx: DiffContext,
-): AsyncGenerator<SnapshotDiffEvent> {
-  const storedIt = ascending(stored)[Symbol.asyncIterator]();
-  let next = await storedIt.next();
-  for await (const group of groups) {
-    while (!next.done && next.value.customerRef < group.customerRef) {
-      yield {
-        change: cancelMissing(next.value, ctx),
-        rejects: [],
-        storedStatus: next.value.status,
-      };
-      next = await storedIt.next();
+  try {
+    await fill();
+    for await (const group of groups) {
+      for (let next = head(); next && next.customerRef < group.customerRef; next = head()) {
+        yield missing(take());
+        if (at >= page.length) await fill();
+      }
+      const next = head();
+      if (next && next.customerRef === group.customerRef) {
+        const subscriber = take();
+        const event: SnapshotDiffEvent = diffSnapshotGroup(group, subscriber, ctx);
+        event.storedStatus = subscriber.status;
+        yield event;
+        if (at >= page.length) await fill();
+      } else {
+        yield diffSnapshotGroup(group, undefined, ctx);
+      }
     }
-    if (!next.done && next.value.customerRef === group.customerRef) {
-      yield { ...diffSnapshotGroup(group, next.value, ctx), storedStatus: next.value.status };
-      next = await storedIt.next();
-    } else {
-      yield diffSnapshotGroup(group, undefined, ctx);
+    while (head()) {
+      yield missing(take());
+      if (at >= page.length) await fill();
     }
-  }
-  while (!next.done) {
-    yield { change: cancelMissing(next.value, ctx), rejects: [], storedStatus: next.value.status };
-    next = await storedIt.next();
+  } finally {
+    await source.return?.(undefined);
   }
 }
 

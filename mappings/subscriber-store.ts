@@ -7,7 +7,11 @@ import type { Knex } from 'knex';
 import mysql from 'mysql2';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
-import { encodeCommands, type ProvisioningCommand } from './provisioning-command.js';
+import {
+  type CommandKind,
+  encodeCommands,
+  type ProvisioningCommand,
+} from './provisioning-command.js';
 
 /** A subscriber's stored state, as the diff compares it. */
 export interface StoredSubscriber {
@@ -65,21 +69,29 @@ function toStored(row: SubscriberRow): StoredSubscriber {
   };
 }
 
+/** Rows per page of {@link subscriberPages}. */
+const PAGE_ROWS = 5_000;
+
 /**
- * Every subscriber of an ISP in customer-ref order (the primary key order, so one clustered
- * scan). Byte order of utf8mb4_bin equals JavaScript string order for the refs the mapper
- * admits (no characters outside the BMP).
+ * Every subscriber of an ISP in customer-ref order, a page at a time: keyset pages along the
+ * primary key, each one short query (no cursor held open while the caller works). Byte order
+ * of utf8mb4_bin equals JavaScript string order for the refs the mapper admits (no characters
+ * outside the BMP), so the caller can merge the pages with a feed sorted in JavaScript.
  */
-export async function* streamSubscribers(db: Db, ispId: string): AsyncGenerator<StoredSubscriber> {
-  const stream = db('subscribers')
-    .select(STATE_COLUMNS)
-    .where({ isp_id: ispId })
-    .orderBy('customer_ref')
-    .stream();
-  try {
-    for await (const row of stream) yield toStored(row as SubscriberRow);
-  } finally {
-    stream.destroy();
+export async function* subscriberPages(
+  db: Db,
+  ispId: string,
+  pageRows = PAGE_ROWS,
+): AsyncGenerator<StoredSubscriber[]> {
+  let after: string | undefined;
+  for (;;) {
+    const query = db('subscribers').select(STATE_COLUMNS).where({ isp_id: ispId });
+    if (after !== undefined) query.where('customer_ref', '>', after);
+    const rows: SubscriberRow[] = await query.orderBy('customer_ref').limit(pageRows);
+    if (rows.length === 0) return;
+    yield rows.map(toStored);
+    if (rows.length < pageRows) return;
+    after = (rows[rows.length - 1] as SubscriberRow).customer_ref;
   }
 }
 
@@ -121,10 +133,20 @@ export async function subscriberIdOf(
   return row?.subscriber_id;
 }
 
+/** Literals of recent dates: effective dates repeat (most are midnights) across a feed. */
+const dateLiterals = new Map<number, string>();
+
 /** A UTC DATETIME(3) literal, as the connection's `timezone: 'Z'` would write it. */
 function sqlDateTime(date: Date): string {
-  const iso = date.toISOString();
-  return `'${iso.slice(0, 10)} ${iso.slice(11, 23)}'`;
+  const ms = date.getTime();
+  let literal = dateLiterals.get(ms);
+  if (literal === undefined) {
+    const iso = date.toISOString();
+    literal = `'${iso.slice(0, 10)} ${iso.slice(11, 23)}'`;
+    if (dateLiterals.size >= 10_000) dateLiterals.clear();
+    dateLiterals.set(ms, literal);
+  }
+  return literal;
 }
 
 /**
@@ -147,31 +169,33 @@ class RepeatedValues {
 
 const repeated = new RepeatedValues();
 
+/** Strings that need no escaping in a quoted literal: the usual ids and customer refs. */
+const PLAIN = /^[\w.:@+-]*$/;
+
+function quote(value: string): string {
+  return PLAIN.test(value) ? `'${value}'` : mysql.escape(value);
+}
+
+/** The database's clock, in UTC (the session time zone is UTC), for the commit's own time. */
+const NOW_SQL = 'UTC_TIMESTAMP(3)';
+
 /**
  * One multi-row upsert of subscriber rows keyed on the primary key; `created_at` and
  * `subscriber_id` of a known subscriber are never touched. Built by hand rather than through
  * the query builder: at a million rows its per-value compiling and escaping cost more than the
  * database's own work. Every value goes through mysql2's escaping or is a number or a date.
  */
-function upsertSql(
-  ispId: string,
-  feedId: string,
-  changes: readonly SubscriberChange[],
-  now: Date,
-): string {
-  const constants = {
-    isp: mysql.escape(ispId),
-    feed: mysql.escape(feedId),
-    now: sqlDateTime(now),
-  };
+function upsertSql(ispId: string, feedId: string, changes: readonly SubscriberChange[]): string {
+  const isp = mysql.escape(ispId);
+  const feed = mysql.escape(feedId);
   const values: string[] = new Array(changes.length);
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i] as SubscriberChange;
     const effective = c.effectiveAt === null ? 'NULL' : sqlDateTime(c.effectiveAt);
     values[i] =
-      `(${constants.isp},${mysql.escape(c.customerRef)},${mysql.escape(c.subscriberId)},` +
+      `(${isp},${quote(c.customerRef)},${quote(c.subscriberId)},` +
       `${repeated.of(c.status)},${repeated.of(c.offer)},${repeated.of(c.modules.join(','))},` +
-      `${effective},${Number(c.version)},${constants.feed},${constants.now},${constants.now})`;
+      `${effective},${Number(c.version)},${feed},${NOW_SQL},${NOW_SQL})`;
   }
   return (
     'INSERT INTO subscribers (isp_id, customer_ref, subscriber_id, status, offer, modules, effective_at, version, last_feed_id, created_at, updated_at) VALUES ' +
@@ -180,39 +204,58 @@ function upsertSql(
   );
 }
 
-/**
- * Writes changes and their provisioning-outbox rows in the caller's transaction: the changes
- * in one multi-row upsert, their commands as one outbox row (one future job) per
- * `changesPerBatch` changes, so a subscriber's commands always travel in one batch. Returns
- * how many outbox rows were written.
- */
-export async function applyChanges(
-  trx: Knex.Transaction,
+/** The outbox rows of some changes: one row (one future job) per `changesPerBatch` changes. */
+function outboxSql(
   ispId: string,
   feedId: string,
   changes: readonly SubscriberChange[],
-  now: Date,
-  changesPerBatch = changes.length,
-): Promise<{ batches: number }> {
-  if (changes.length === 0) return { batches: 0 };
-  await trx.raw(upsertSql(ispId, feedId, changes, now));
-
-  const batches = [];
+  changesPerBatch: number,
+): { sql: string; batches: number } | undefined {
+  const rows: string[] = [];
   for (let from = 0; from < changes.length; from += changesPerBatch) {
     const commands = changes.slice(from, from + changesPerBatch).flatMap((c) => c.commands);
     if (commands.length === 0) continue;
-    batches.push({
-      isp_id: ispId,
-      feed_id: feedId,
-      command_count: commands.length,
-      ...countKinds(commands),
-      commands: encodeCommands(commands),
-      state: 'pending',
-      created_at: now,
-    });
+    const k = countKinds(commands);
+    rows.push(
+      `(${mysql.escape(ispId)},${mysql.escape(feedId)},${commands.length},` +
+        `${k.subscribes},${k.changes},${k.suspends},${k.resumes},${k.cancels},` +
+        `${mysql.escape(encodeCommands(commands))},'pending',${NOW_SQL})`,
+    );
   }
-  if (batches.length > 0) await trx('provisioning_batches').insert(batches);
-  return { batches: batches.length };
+  if (rows.length === 0) return undefined;
+  const sql =
+    'INSERT INTO provisioning_batches (isp_id, feed_id, command_count, subscribes, changes, suspends, resumes, cancels, commands, state, created_at) VALUES ' +
+    rows.join(',');
+  return { sql, batches: rows.length };
+}
+
+/**
+ * Some changes made ready to write in one transaction: the statements that upsert the
+ * subscribers and add their provisioning-outbox rows, so that a subscriber's change and its
+ * commands commit together. A subscriber's commands always travel in one batch.
+ */
+export interface PreparedWrite {
+  statements: string[];
+  changes: number;
+  batches: number;
+}
+
+export function prepareChanges(
+  ispId: string,
+  feedId: string,
+  changes: readonly SubscriberChange[],
+  changesPerBatch = changes.length,
+): PreparedWrite {
+  if (changes.length === 0) return { statements: [], changes: 0, batches: 0 };
+  const statements = [upsertSql(ispId, feedId, changes)];
+  const outbox = outboxSql(ispId, feedId, changes, changesPerBatch);
+  if (outbox) statements.push(outbox.sql);
+  return { statements, changes: changes.length, batches: outbox?.batches ?? 0 };
+}
+
+/** Runs a prepared write in the caller's transaction. */
+export async function applyPrepared(trx: Knex.Transaction, prepared: PreparedWrite): Promise<void> {
+  for (const statement of prepared.statements) await trx.raw(statement);
 }
 
 const KIND_COLUMNS = {
@@ -222,9 +265,10 @@ const KIND_COLUMNS = {
   resume: 'resumes',
   cancel: 'cancels',
 } as const;
+type KindColumn = (typeof KIND_COLUMNS)[CommandKind];
 
-function countKinds(commands: readonly ProvisioningCommand[]): Record<string, number> {
-  const counts: Record<string, number> = {
+function countKinds(commands: readonly ProvisioningCommand[]): Record<KindColumn, number> {
+  const counts: Record<KindColumn, number> = {
     subscribes: 0,
     changes: 0,
     suspends: 0,

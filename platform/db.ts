@@ -7,7 +7,9 @@
  * Session settings every connection gets: UTC time zone (DATETIME(3) columns hold UTC), DECIMAL
  * as strings (money never becomes a float), BIGINT as strings beyond 2^53.
  */
+
 import knexFactory, { type Knex } from 'knex';
+import mysql from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { TransientError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -31,14 +33,29 @@ export function databaseName(settings: MysqlSettings, side: DatabaseSide): strin
   return side === 'connector' ? settings.connectorDatabase : settings.licensingDatabase;
 }
 
+/** Dates go to and come from the database as UTC. */
+const TIME_ZONE = 'Z';
+
+/**
+ * How mysql2 puts values into a statement: exactly its default, except that a statement with no
+ * values is sent as it is. The default scans every statement for `?` placeholders even then,
+ * which cost the intake about a second per million rows on its large hand-built upserts.
+ */
+function queryFormat(sql: string, values: unknown): string {
+  if (values === undefined || values === null) return sql;
+  if (Array.isArray(values) && values.length === 0) return sql;
+  return mysql.format(sql, values as mysql.SqlValue[], false, TIME_ZONE);
+}
+
 function connectionSettings(settings: MysqlSettings, database?: string) {
   return {
+    queryFormat: queryFormat as (sql: string, values: unknown) => void,
     host: settings.host,
     port: settings.port,
     user: settings.user,
     password: settings.password,
     database,
-    timezone: 'Z',
+    timezone: TIME_ZONE,
     charset: 'utf8mb4',
     decimalNumbers: false,
     supportBigNumbers: true,

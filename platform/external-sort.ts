@@ -7,9 +7,9 @@
  * Run files live in a folder the caller owns and removes.
  */
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { readLines } from './lines.js';
 
 export interface ExternalSortOptions<T> {
   /** Folder for run files; created when absent. */
@@ -82,11 +82,7 @@ export class ExternalSorter<T> {
   }
 
   private async *readRun(file: string): AsyncGenerator<T> {
-    const lines = createInterface({
-      input: createReadStream(file),
-      crlfDelay: Number.POSITIVE_INFINITY,
-    });
-    for await (const line of lines) yield this.deserialize(line);
+    for await (const line of readLines(file)) yield this.deserialize(line);
   }
 
   /** Deletes the run files. */

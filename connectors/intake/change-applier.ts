@@ -1,25 +1,36 @@
 /**
- * Writes a feed's subscriber changes to the database as they come: `transactionSize` changes a
- * transaction, each with its provisioning-outbox rows, `concurrency` transactions in flight.
- * Transactions touch disjoint subscribers, so their order does not matter; a subscriber's
- * commands never span two of them. Committed work is stamped with the feed, which is what lets
- * an interrupted feed resume where it stopped.
+ * Where the diff's subscriber changes go: straight to the database (`ChangeApplier`), or into a
+ * change list on disk (`ChangeListWriter`) to be applied once the feed's fate is decided.
  *
- * @remarks The first failure stops the applier: later writes are refused and `close()` throws
- * it, after the transactions in flight have settled (none is left half-done: each is atomic).
+ * Either way changes are grouped into transactions of `transactionSize` changes and rendered
+ * into their SQL (subscriber upserts and provisioning-outbox rows) as they come, so the change
+ * list holds ready statements and applying it costs Node almost nothing: on a first load the
+ * database, not the connector, sets the pace. Transactions touch disjoint subscribers, so their
+ * order does not matter; `concurrency` of them run at once. Committed work is stamped with the
+ * feed, which is what lets an interrupted feed resume where it stopped.
+ *
+ * @remarks The first failed transaction stops the writes: later ones are refused and `close()`
+ * throws it, after the transactions in flight have settled (each is atomic, none half-done).
  */
-import type { SubscriberChange } from '../../mappings/subscriber-store.js';
-import { applyChanges } from '../../mappings/subscriber-store.js';
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import {
+  applyPrepared,
+  type PreparedWrite,
+  prepareChanges,
+  type SubscriberChange,
+} from '../../mappings/subscriber-store.js';
 import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
+import { InternalError } from '../../platform/errors.js';
+import { readLines } from '../../platform/lines.js';
 
-/** Where the diff sends each change: a change-list file, or straight to the database. */
 export interface ChangeSink {
   write(change: SubscriberChange): Promise<void>;
   close(): Promise<void>;
 }
 
-export interface ApplierOptions {
+export interface ApplyOptions {
   /** Changes per provisioning batch (one outbox row, one job). */
   batchSize: number;
   /** Changes per transaction; rounded down to whole batches. */
@@ -28,53 +39,188 @@ export interface ApplierOptions {
   concurrency: number;
 }
 
-export class ChangeApplier implements ChangeSink {
-  private readonly inFlight = new Set<Promise<void>>();
-  private readonly transactionSize: number;
+/** Groups changes into transactions and renders each one's statements. */
+class Preparer {
   private chunk: SubscriberChange[] = [];
-  private failure: unknown;
-  private failed = false;
+  private readonly size: number;
+
+  constructor(
+    private readonly ispId: string,
+    private readonly feedId: string,
+    private readonly options: ApplyOptions,
+  ) {
+    const { batchSize, transactionSize } = options;
+    this.size = Math.max(batchSize, Math.floor(transactionSize / batchSize) * batchSize);
+  }
+
+  /** The next full transaction, once `change` completes one. */
+  add(change: SubscriberChange): PreparedWrite | undefined {
+    this.chunk.push(change);
+    return this.chunk.length < this.size ? undefined : this.take();
+  }
+
+  /** What is left, as a last (smaller) transaction. */
+  rest(): PreparedWrite | undefined {
+    return this.chunk.length === 0 ? undefined : this.take();
+  }
+
+  private take(): PreparedWrite {
+    const prepared = prepareChanges(this.ispId, this.feedId, this.chunk, this.options.batchSize);
+    this.chunk = [];
+    return prepared;
+  }
+}
+
+/** Runs prepared transactions, `concurrency` at a time; remembers the first failure. */
+class TransactionRunner {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: { err: unknown } | undefined;
 
   constructor(
     private readonly db: Db,
-    private readonly ispId: string,
-    private readonly feedId: string,
-    private readonly options: ApplierOptions,
-  ) {
-    const { batchSize, transactionSize } = options;
-    this.transactionSize = Math.max(batchSize, Math.floor(transactionSize / batchSize) * batchSize);
-  }
+    private readonly concurrency: number,
+  ) {}
 
-  async write(change: SubscriberChange): Promise<void> {
-    if (this.failed) throw this.failure;
-    this.chunk.push(change);
-    if (this.chunk.length < this.transactionSize) return;
-    this.launch(this.chunk);
-    this.chunk = [];
-    if (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight);
-    if (this.failed) throw this.failure;
-  }
-
-  async close(): Promise<void> {
-    if (!this.failed && this.chunk.length > 0) this.launch(this.chunk);
-    this.chunk = [];
-    await Promise.all(this.inFlight);
-    if (this.failed) throw this.failure;
-  }
-
-  private launch(changes: SubscriberChange[]): void {
-    const { batchSize } = this.options;
+  async submit(prepared: PreparedWrite): Promise<void> {
+    this.throwIfFailed();
     const task = this.db
-      .transaction((trx) =>
-        applyChanges(trx, this.ispId, this.feedId, changes, new Date(), batchSize),
-      )
+      .transaction((trx) => applyPrepared(trx, prepared))
       .then(() => crashPoint('batch-committed'))
       .catch((err: unknown) => {
-        if (this.failed) return;
-        this.failed = true;
-        this.failure = err;
+        this.failure ??= { err };
       })
       .finally(() => this.inFlight.delete(task));
     this.inFlight.add(task);
+    if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+  }
+
+  get hasFailed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.err;
+  }
+}
+
+/** Applies changes as the diff produces them. */
+export class ChangeApplier implements ChangeSink {
+  private readonly preparer: Preparer;
+  private readonly runner: TransactionRunner;
+
+  constructor(db: Db, ispId: string, feedId: string, options: ApplyOptions) {
+    this.preparer = new Preparer(ispId, feedId, options);
+    this.runner = new TransactionRunner(db, options.concurrency);
+  }
+
+  async write(change: SubscriberChange): Promise<void> {
+    const prepared = this.preparer.add(change);
+    if (prepared) await this.runner.submit(prepared);
+  }
+
+  async close(): Promise<void> {
+    const rest = this.runner.hasFailed ? undefined : this.preparer.rest();
+    try {
+      if (rest) await this.runner.submit(rest);
+    } finally {
+      await this.runner.close();
+    }
+  }
+}
+
+/** Lines buffered before a write: fewer, larger writes. */
+const WRITE_CHUNK_CHARS = 1 << 16;
+
+/**
+ * The change list's framing: a transaction is a header line `tx <statements> <changes>
+ * <batches>` followed by its statements, one per line. Rendered statements hold no line break
+ * (values are escaped), which `frame` checks rather than trusts.
+ */
+function frame(prepared: PreparedWrite): string {
+  const { statements, changes, batches } = prepared;
+  for (const statement of statements) {
+    if (statement.includes('\n'))
+      throw new InternalError('INTERNAL', 'a statement holds a line break');
+  }
+  return `tx ${statements.length} ${changes} ${batches}\n${statements.join('\n')}\n`;
+}
+
+async function* unframe(lines: AsyncIterable<string>): AsyncGenerator<PreparedWrite> {
+  let current: PreparedWrite | undefined;
+  let expected = 0;
+  for await (const line of lines) {
+    if (current === undefined) {
+      const [tag, count, changes, batches] = line.split(' ');
+      if (tag !== 'tx') throw new InternalError('INTERNAL', 'change list out of frame');
+      current = { statements: [], changes: Number(changes), batches: Number(batches) };
+      expected = Number(count);
+    } else {
+      current.statements.push(line);
+    }
+    if (current.statements.length === expected) {
+      yield current;
+      current = undefined;
+    }
+  }
+  if (current !== undefined) throw new InternalError('INTERNAL', 'change list cut short');
+}
+
+/** Writes the prepared transactions of a feed to a file, framed as {@link frame} says. */
+export class ChangeListWriter implements ChangeSink {
+  private readonly preparer: Preparer;
+  private readonly out: WriteStream;
+  private pending = '';
+
+  constructor(
+    readonly path: string,
+    ispId: string,
+    feedId: string,
+    options: ApplyOptions,
+  ) {
+    this.preparer = new Preparer(ispId, feedId, options);
+    this.out = createWriteStream(path);
+  }
+
+  async write(change: SubscriberChange): Promise<void> {
+    const prepared = this.preparer.add(change);
+    if (prepared) await this.append(prepared);
+  }
+
+  async close(): Promise<void> {
+    const rest = this.preparer.rest();
+    if (rest) this.pending += frame(rest);
+    this.out.end(this.pending);
+    this.pending = '';
+    await once(this.out, 'finish');
+  }
+
+  /** Stops writing and closes the file, whatever state it is in. */
+  async abandon(): Promise<void> {
+    this.out.end();
+    await once(this.out, 'close').catch(() => {});
+  }
+
+  private async append(prepared: PreparedWrite): Promise<void> {
+    this.pending += frame(prepared);
+    if (this.pending.length < WRITE_CHUNK_CHARS) return;
+    const text = this.pending;
+    this.pending = '';
+    if (!this.out.write(text)) await once(this.out, 'drain');
+  }
+}
+
+/** Applies a change list written by {@link ChangeListWriter}. */
+export async function applyChangeList(db: Db, path: string, concurrency: number): Promise<void> {
+  const runner = new TransactionRunner(db, concurrency);
+  try {
+    for await (const prepared of unframe(readLines(path))) await runner.submit(prepared);
+  } finally {
+    await runner.close();
   }
 }

@@ -21,11 +21,11 @@ import type { Db } from '../../platform/db.js';
 import { IspDataError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { DiffCounts, Feed, FeedCounts, FeedLedger } from '../feed-ledger.js';
-import { readChangeList } from './change-list.js';
+import { applyChangeList } from './change-applier.js';
 import { type DiffSummary, emptyDiffCounts } from './diff-feed.js';
 import type { FeedFiles } from './feed-files.js';
 import type { IntakeMetrics } from './intake-metrics.js';
-import { applierFor, type ReadAndDiff, readAndDiff } from './read-and-diff.js';
+import { applyOptions, type ReadAndDiff, readAndDiff } from './read-and-diff.js';
 import type { ReadProgress } from './read-feed.js';
 import { writeRejectsFile } from './rejects-file.js';
 
@@ -59,16 +59,6 @@ export interface ProcessOutcome {
 
 function refusal(code: string, message: string): { code: string; message: string } {
   return { code, message };
-}
-
-/** Step 4 after a decision: applies the change list written by the diff. */
-async function applyChangeList(deps: ProcessDeps, isp: IspConfig, feed: Feed, path: string) {
-  const applier = applierFor(deps, isp, feed);
-  try {
-    for await (const change of readChangeList(path)) await applier.write(change);
-  } finally {
-    await applier.close();
-  }
 }
 
 /**
@@ -138,7 +128,7 @@ export async function processFeed(
         bytesRead: 0,
         totalBytes: 0,
       });
-      await applyChangeList(deps, isp, feed, read.changeList);
+      await applyChangeList(deps.db, read.changeList, applyOptions(deps).concurrency);
     }
     const totals = await commandTotals(deps.db, feed.id);
     const applied = { ...counts, ...totals };

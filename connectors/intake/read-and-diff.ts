@@ -21,18 +21,10 @@ import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
 import type { ExternalSorter } from '../../platform/external-sort.js';
 import type { Feed } from '../feed-ledger.js';
-import { ChangeApplier } from './change-applier.js';
-import { ChangeListWriter } from './change-list.js';
+import { type ApplyOptions, ChangeApplier, ChangeListWriter } from './change-applier.js';
 import { type DiffSummary, diffFeed } from './diff-feed.js';
 import type { ProcessDeps, ProcessOptions } from './process-feed.js';
-import {
-  inRefOrder,
-  NotInRefOrder,
-  type ReadCounts,
-  readFeed,
-  readItems,
-  rejectSorter,
-} from './read-feed.js';
+import { NotInRefOrder, type ReadCounts, readFeed, readItems, rejectSorter } from './read-feed.js';
 
 export const DEFAULT_BATCH_SIZE = 500;
 /** Fewer, larger commits: measured 65k rows/s at 2,000 rows a commit, 49k at 500. */
@@ -63,12 +55,12 @@ async function canOnlyApply(db: Db, isp: IspConfig, options: ProcessOptions): Pr
   return !(await hasLiveSubscribers(db, isp.id));
 }
 
-export function applierFor(deps: ProcessDeps, isp: IspConfig, feed: Feed): ChangeApplier {
-  return new ChangeApplier(deps.db, isp.id, feed.id, {
+export function applyOptions(deps: ProcessDeps): ApplyOptions {
+  return {
     batchSize: deps.batchSize ?? DEFAULT_BATCH_SIZE,
     transactionSize: deps.transactionSize ?? DEFAULT_TRANSACTION_SIZE,
     concurrency: deps.applyConcurrency ?? DEFAULT_CONCURRENCY,
-  });
+  };
 }
 
 /** Reads and diffs in one pass; undefined when the file is not in customer-ref order. */
@@ -83,13 +75,14 @@ async function onePass(
   const rejects = rejectSorter(join(scratchDir, 'one-pass'));
   const counts: ReadCounts = { records: 0, accepted: 0 };
   const changeList = join(scratchDir, 'one-pass', 'changes.ndjson');
-  const writer = new ChangeListWriter(changeList);
+  const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
   const items = readItems(
     deps.files.pathOf(isp.id, feed.sha256),
     isp,
     {
       scratchDir,
       fileName: feed.name,
+      requireRefOrder: true,
       onProgress: (p) => options.onProgress?.({ ...p, phase: 'read' }),
     },
     rejects,
@@ -97,9 +90,9 @@ async function onePass(
   );
   let diff: DiffSummary;
   try {
-    diff = await diffFeed(deps.db, isp, feed, inRefOrder(items), writer, (r) => rejects.push(r));
+    diff = await diffFeed(deps.db, isp, feed, items, writer, (r) => rejects.push(r));
   } catch (err) {
-    await writer.close().catch(() => {});
+    await writer.abandon();
     rejects.dispose();
     rmSync(join(scratchDir, 'one-pass'), { recursive: true, force: true });
     if (err instanceof NotInRefOrder) {
@@ -136,7 +129,7 @@ async function sorted(
   try {
     if (await canOnlyApply(deps.db, isp, options)) {
       options.onProgress?.({ phase: 'apply', records: accepted, bytesRead: 0, totalBytes: 0 });
-      const applier = applierFor(deps, isp, feed);
+      const applier = new ChangeApplier(deps.db, isp.id, feed.id, applyOptions(deps));
       let diff: DiffSummary;
       try {
         diff = await diffFeed(deps.db, isp, feed, read.items.sorted(), applier, onReject);
@@ -150,7 +143,7 @@ async function sorted(
       return { records, accepted, rejected, rejects, diff, way, readMs, diffMs };
     }
     const changeList = join(scratchDir, 'changes.ndjson');
-    const writer = new ChangeListWriter(changeList);
+    const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
     const diff = await diffFeed(deps.db, isp, feed, read.items.sorted(), writer, onReject);
     await writer.close();
     const diffMs = Date.now() - started - readMs;

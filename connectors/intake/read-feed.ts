@@ -8,7 +8,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IspConfig } from '../../config/load.js';
 import type { MappingReject } from '../../mappings/customer-record.js';
-import { compareFeedItems, type FeedItem, lineOf, refOf } from '../../mappings/feed-diff.js';
+import { compareFeedItems, type FeedItem } from '../../mappings/feed-diff.js';
 import { createRecordMapper } from '../../mappings/record-mapper.js';
 import { ExternalSorter } from '../../platform/external-sort.js';
 import { formatFor } from '../formats/registry.js';
@@ -31,6 +31,8 @@ export interface ReadResult {
 export interface ReadOptions {
   scratchDir: string;
   fileName: string;
+  /** Throw {@link NotInRefOrder} at the first item whose ref sorts before the one before. */
+  requireRefOrder?: boolean;
   onProgress?: (progress: ReadProgress) => void;
   /** Called with each valid record as read (the dry run prints them). */
   onRecord?: (item: FeedItem) => void;
@@ -110,6 +112,11 @@ export async function* readItems(
   const counter = new HashingCounter();
   const totalBytes = statSync(path).size;
   const input = createReadStream(path).pipe(counter);
+  let previousRef: string | undefined;
+  const inOrder = (ref: string, line: number) => {
+    if (previousRef !== undefined && ref < previousRef) throw new NotInRefOrder(line);
+    previousRef = ref;
+  };
 
   for await (const item of format.read(input, isp.intake.format, {
     fileName: options.fileName,
@@ -131,13 +138,16 @@ export async function* readItems(
     const result = mapper.map(item);
     if (result.ok) {
       counts.accepted++;
+      if (options.requireRefOrder) inOrder(result.record.customerRef, result.record.line);
       const feedItem: FeedItem = { kind: 'record', record: result.record };
       options.onRecord?.(feedItem);
       yield feedItem;
     } else {
       await rejects.push(result.reject);
-      if (result.reject.customerRef !== null) {
-        yield { kind: 'protect', customerRef: result.reject.customerRef, line: result.reject.line };
+      const { customerRef, line } = result.reject;
+      if (customerRef !== null) {
+        if (options.requireRefOrder) inOrder(customerRef, line);
+        yield { kind: 'protect', customerRef, line };
       }
     }
   }
@@ -170,24 +180,13 @@ export async function readFeed(
   return { items, rejects, records, accepted, rejected: records - accepted };
 }
 
-/** Thrown by {@link inRefOrder} at the first item whose ref sorts before the one before it. */
+/**
+ * Thrown by {@link readItems} under `requireRefOrder` at the first item whose ref sorts before
+ * the one before it. Most exports list customers in customer-number order, which lets the
+ * intake read and diff in one pass, without sorting; this is how it learns that it cannot.
+ */
 export class NotInRefOrder extends Error {
   constructor(readonly line: number) {
     super(`feed items are not in customer-ref order (line ${line})`);
-  }
-}
-
-/**
- * Passes items through while their refs never decrease; items of one ref need not be adjacent
- * in time order (the diff orders a ref's items itself). Most exports list customers in
- * customer-number order, which lets the intake read and diff in one pass, without sorting.
- */
-export async function* inRefOrder(items: AsyncIterable<FeedItem>): AsyncGenerator<FeedItem> {
-  let previous: string | undefined;
-  for await (const item of items) {
-    const ref = refOf(item);
-    if (previous !== undefined && ref < previous) throw new NotInRefOrder(lineOf(item));
-    previous = ref;
-    yield item;
   }
 }
