@@ -24,7 +24,14 @@ export const mysqlSchema = z
     licensingDatabase: databaseName
       .default('relais_licensing')
       .describe('Subscription-server side: subscriptions, licences, events. No personal data.'),
-    poolMax: z.int().min(1).max(200).default(10).describe('Connections per database per process.'),
+    poolMax: z
+      .int()
+      .min(3)
+      .max(200)
+      .default(10)
+      .describe(
+        'Connections per database per process; at least 3 (a snapshot diff reads while two transactions write).',
+      ),
     connectTimeoutMs: z.int().min(100).max(120_000).default(10_000),
   })
   .describe('MySQL or MariaDB server holding both Relais databases.');

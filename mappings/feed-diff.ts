@@ -240,7 +240,7 @@ export interface SnapshotDiffEvent {
 }
 
 /**
- * Merges a sorted snapshot with the sorted stored state of the ISP, read a page at a time.
+ * Merges a sorted snapshot with the sorted stored state of the ISP, read a batch at a time.
  * Throws when a stored ref is not above the one before. The stored side is closed however the
  * merge ends, so an abandoned merge does not keep a database read going.
  */

@@ -145,16 +145,26 @@ function mapRecord(m: CompiledMapping, source: MappableRecord): MappingResult {
   }
   const record: CustomerRecord = {
     line: source.line,
-    customerRef,
-    offer,
+    customerRef: detach(customerRef),
+    offer: offer === null ? null : detach(offer),
     modules,
     status,
     effectiveAt,
     operation,
-    email,
+    email: email === null ? null : detach(email),
     language,
   };
   return { ok: true, record };
+}
+
+/**
+ * A copy of `value` that shares no memory with the text it was cut from. V8 keeps a slice of
+ * 13 characters or more as a view of its parent string, so a value kept for long (a change
+ * waiting for its transaction) kept a whole chunk of the file alive: in a million-record XML
+ * diff that was 300 MB. Joining forces a flat copy, whose slice views only that copy.
+ */
+export function detach(value: string): string {
+  return value.length < 13 ? value : `${value} `.slice(0, -1);
 }
 
 function rejected(

@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import mysql from 'mysql2';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
+import { InternalError } from '../platform/errors.js';
 import {
   type CommandKind,
   encodeCommands,
@@ -69,30 +70,64 @@ function toStored(row: SubscriberRow): StoredSubscriber {
   };
 }
 
-/** Rows per page of {@link subscriberPages}. */
-const PAGE_ROWS = 5_000;
+/** Rows the database stream holds ahead of its reader. */
+const STREAM_AHEAD_ROWS = 256;
 
 /**
- * Every subscriber of an ISP in customer-ref order, a page at a time: keyset pages along the
- * primary key, each one short query (no cursor held open while the caller works). Byte order
- * of utf8mb4_bin equals JavaScript string order for the refs the mapper admits (no characters
- * outside the BMP), so the caller can merge the pages with a feed sorted in JavaScript.
+ * Every subscriber of an ISP in customer-ref order (one clustered scan of the primary key),
+ * handed over in the small batches the stream has ready, so that no row waits long in memory:
+ * rows held for long reach V8's old generation, and pages of 5,000 rows left a million-row
+ * XML diff near 300 MB of RSS where this stays under 200. The stream holds one connection
+ * until the scan ends. Byte order of utf8mb4_bin equals JavaScript string order for the refs
+ * the mapper admits (no characters outside the BMP), so the caller can merge the batches with
+ * a feed sorted in JavaScript.
  */
-export async function* subscriberPages(
+export async function* subscriberBatches(
   db: Db,
   ispId: string,
-  pageRows = PAGE_ROWS,
 ): AsyncGenerator<StoredSubscriber[]> {
-  let after: string | undefined;
-  for (;;) {
-    const query = db('subscribers').select(STATE_COLUMNS).where({ isp_id: ispId });
-    if (after !== undefined) query.where('customer_ref', '>', after);
-    const rows: SubscriberRow[] = await query.orderBy('customer_ref').limit(pageRows);
-    if (rows.length === 0) return;
-    yield rows.map(toStored);
-    if (rows.length < pageRows) return;
-    after = (rows[rows.length - 1] as SubscriberRow).customer_ref;
+  const stream = db('subscribers')
+    .select(STATE_COLUMNS)
+    .where({ isp_id: ispId })
+    .orderBy('customer_ref')
+    .stream({ highWaterMark: STREAM_AHEAD_ROWS });
+  let ended = false;
+  let failure: { err: unknown } | undefined;
+  stream.once('end', () => {
+    ended = true;
+  });
+  stream.once('error', (err: unknown) => {
+    failure = { err };
+  });
+  try {
+    for (;;) {
+      const batch: StoredSubscriber[] = [];
+      for (let row = stream.read(); row !== null; row = stream.read()) {
+        batch.push(toStored(row as SubscriberRow));
+      }
+      if (failure) throw failure.err;
+      if (batch.length > 0) yield batch;
+      else if (ended) return;
+      else await readable(stream);
+    }
+  } finally {
+    stream.destroy();
   }
+}
+
+/** Resolves when the stream has rows to read, has ended, or has failed. */
+function readable(stream: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('readable', done);
+      stream.off('end', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.on('readable', done);
+    stream.on('end', done);
+    stream.on('error', done);
+  });
 }
 
 /** The stored state of the given refs (any order in, ref order out). */
@@ -176,6 +211,14 @@ function quote(value: string): string {
   return PLAIN.test(value) ? `'${value}'` : mysql.escape(value);
 }
 
+const ID_SHAPE = /^[a-z]+_[0-9a-z]{26}$/;
+
+/** A subscriber id as a literal: ids are ours (`newId`), so their shape needs no escaping. */
+function idLiteral(id: string): string {
+  if (!ID_SHAPE.test(id)) throw new InternalError('INTERNAL', 'a subscriber id is not one of ours');
+  return `'${id}'`;
+}
+
 /** The database's clock, in UTC (the session time zone is UTC), for the commit's own time. */
 const NOW_SQL = 'UTC_TIMESTAMP(3)';
 
@@ -193,7 +236,7 @@ function upsertSql(ispId: string, feedId: string, changes: readonly SubscriberCh
     const c = changes[i] as SubscriberChange;
     const effective = c.effectiveAt === null ? 'NULL' : sqlDateTime(c.effectiveAt);
     values[i] =
-      `(${isp},${quote(c.customerRef)},${quote(c.subscriberId)},` +
+      `(${isp},${quote(c.customerRef)},${idLiteral(c.subscriberId)},` +
       `${repeated.of(c.status)},${repeated.of(c.offer)},${repeated.of(c.modules.join(','))},` +
       `${effective},${Number(c.version)},${feed},${NOW_SQL},${NOW_SQL})`;
   }

@@ -138,7 +138,7 @@ describe('a change list', () => {
       ...OPTIONS,
       concurrency: 1,
     });
-    const tooLong = { ...subscribe('bad-2'), subscriberId: `sub_${'x'.repeat(60)}` };
+    const tooLong = subscribe(`bad-2-${'x'.repeat(80)}`);
     const changes = [subscribe('ok-1'), subscribe('ok-2'), subscribe('ok-3'), subscribe('ok-4')];
     changes.push(subscribe('bad-1'), tooLong, subscribe('bad-3'), subscribe('bad-4'));
 
@@ -147,7 +147,7 @@ describe('a change list', () => {
       await applier.close();
     };
 
-    await expect(run()).rejects.toThrow(/subscriber_id/);
+    await expect(run()).rejects.toThrow(/customer_ref/);
     const { subscribers, batches } = await rowsOf(feedId);
     expect(subscribers.map((s) => s.customer_ref).sort()).toEqual(['ok-1', 'ok-2', 'ok-3', 'ok-4']);
     expect(batches).toHaveLength(2);

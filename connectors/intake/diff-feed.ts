@@ -19,7 +19,7 @@ import type { ProvisioningCommand } from '../../mappings/provisioning-command.js
 import {
   findSubscribers,
   type StoredSubscriber,
-  subscriberPages,
+  subscriberBatches,
 } from '../../mappings/subscriber-store.js';
 import type { Db } from '../../platform/db.js';
 import { newId } from '../../platform/ids.js';
@@ -96,7 +96,7 @@ export async function diffFeed(
   const groups = groupByRef(items);
   const outcomes =
     isp.intake.mode === 'snapshot'
-      ? diffSnapshot(groups, subscriberPages(db, isp.id), ctx)
+      ? diffSnapshot(groups, subscriberBatches(db, isp.id), ctx)
       : diffDelta(db, isp.id, groups, ctx);
 
   for await (const outcome of outcomes) {
