@@ -50,6 +50,7 @@ function stored(ref: string, over: Partial<StoredSubscriber> = {}): StoredSubscr
     modules: ['antivirus'],
     version: 3,
     lastFeedId: 'feed_before',
+    effectiveAt: null,
     ...over,
   };
 }
@@ -409,6 +410,8 @@ interface DeltaCase {
   kinds?: CommandKind[];
   after?: { status: SubscriptionStatus; modules: string[] };
   rejects?: RegExp[];
+  /** The field the rejects name (default: operation). */
+  rejectField?: string;
 }
 
 /** Delta records of one ref, written to the file in the given order, dated by day. */
@@ -464,6 +467,22 @@ describe('diffDeltaGroup', () => {
         rejects: [/cancelled/],
       },
     ]),
+    {
+      name: 'rejects an operation dated before the last one applied to the customer',
+      before: { effectiveAt: day(5) },
+      ops: [['suspend', 4]],
+      rejects: [/dated before the last operation applied to this customer \(2026-11-05\)/],
+      rejectField: 'effectiveDate',
+    },
+    {
+      name: 'applies an operation dated the day of the last one applied, and later ones',
+      before: { effectiveAt: day(5) },
+      ops: [
+        ['suspend', 5],
+        ['resume', 6],
+      ],
+      kinds: ['suspend', 'resume'],
+    },
     {
       name: 'changes the modules of an active customer',
       before: {},
@@ -550,7 +569,7 @@ describe('diffDeltaGroup', () => {
       before: { lastFeedId: FEED, status: 'suspended' },
       ops: [['resume', 1]],
     },
-  ])('$name', ({ before, ops, kinds, after, rejects = [] }) => {
+  ])('$name', ({ before, ops, kinds, after, rejects = [], rejectField = 'operation' }) => {
     const ctx = context();
     const outcome = diffDeltaGroup(
       deltaGroup('C-1', ops),
@@ -561,7 +580,7 @@ describe('diffDeltaGroup', () => {
     expect(outcome.rejects.map((r) => r.reason)).toEqual(rejects.map(() => expect.any(String)));
     outcome.rejects.forEach((r, i) => {
       expect(r.reason).toMatch(rejects[i] as RegExp);
-      expect(r).toMatchObject({ field: 'operation', customerRef: 'C-1' });
+      expect(r).toMatchObject({ field: rejectField, customerRef: 'C-1' });
     });
     expect(kindsOf(outcome.change)).toEqual(kinds);
     if (!outcome.change) {
@@ -708,7 +727,7 @@ function applyToModel(model: Map<string, ModelRow>, changes: SubscriberChange[])
 function toStoredList(model: Map<string, ModelRow>, feedId: string): StoredSubscriber[] {
   return [...model]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([customerRef, row]) => ({ customerRef, ...row, lastFeedId: feedId }));
+    .map(([customerRef, row]) => ({ customerRef, ...row, lastFeedId: feedId, effectiveAt: null }));
 }
 
 describe('diffSnapshot, properties', () => {

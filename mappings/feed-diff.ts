@@ -5,7 +5,10 @@
  *   merged in one pass: new refs subscribe, status and module differences suspend, resume,
  *   change or cancel, and refs missing from the file cancel. Only differences produce work.
  * - Delta: each record is an operation. A customer's operations are applied in effective-date
- *   order (ties in file order) through a small state machine. An impossible transition is
+ *   order (ties in file order) through a small state machine. An operation dated before the
+ *   last one already applied to the customer (it came in an earlier file, late) is rejected:
+ *   applying it now would put it out of order, and the ISP must send a correction. An
+ *   impossible transition is
  *   rejected with its reason: anything but a subscribe on an unknown or cancelled customer, a
  *   subscribe on a customer already subscribed. A subscribe after a cancel is a re-subscription
  *   under the same subscriber id. An operation that changes nothing on a live subscription
@@ -366,9 +369,21 @@ export function diffDeltaGroup(
   if (stored?.lastFeedId === ctx.feedId) return { rejects: [] };
   const builder = new ChangeBuilder(group.customerRef, stored, ctx, storedState(stored));
   const rejects: MappingReject[] = [];
+  const lastApplied = stored?.effectiveAt ?? null;
   for (const item of group.items) {
     if (item.kind !== 'record' || !item.record.operation) continue;
     const { record } = item;
+    const effectiveAt = record.effectiveAt ?? ctx.receivedAt;
+    if (lastApplied !== null && effectiveAt < lastApplied) {
+      rejects.push({
+        line: record.line,
+        field: 'effectiveDate',
+        value: effectiveAt.toISOString().slice(0, 10),
+        reason: `dated before the last operation applied to this customer (${lastApplied.toISOString().slice(0, 10)}): operations from an earlier file cannot be applied after later ones`,
+        customerRef: record.customerRef,
+      });
+      continue;
+    }
     const step = deltaStep(builder.current, item.record.operation, record);
     if ('reject' in step) {
       rejects.push({
@@ -379,7 +394,7 @@ export function diffDeltaGroup(
         customerRef: record.customerRef,
       });
     } else if ('kind' in step) {
-      builder.add(step.kind, step.next, record.effectiveAt ?? ctx.receivedAt);
+      builder.add(step.kind, step.next, effectiveAt);
     }
   }
   return { change: builder.build(), rejects };

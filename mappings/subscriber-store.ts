@@ -23,6 +23,8 @@ export interface StoredSubscriber {
   modules: string[];
   version: number;
   lastFeedId: string | null;
+  /** When the last applied change took effect; a delta may not go back before it. */
+  effectiveAt: Date | null;
 }
 
 /** The new state of one subscriber after a feed, with the commands that announce it. */
@@ -46,6 +48,7 @@ interface SubscriberRow {
   modules: string;
   version: number;
   last_feed_id: string | null;
+  effective_at: Date | null;
 }
 
 const STATE_COLUMNS = [
@@ -56,6 +59,7 @@ const STATE_COLUMNS = [
   'modules',
   'version',
   'last_feed_id',
+  'effective_at',
 ];
 
 function toStored(row: SubscriberRow): StoredSubscriber {
@@ -67,6 +71,7 @@ function toStored(row: SubscriberRow): StoredSubscriber {
     modules: row.modules === '' ? [] : row.modules.split(','),
     version: Number(row.version),
     lastFeedId: row.last_feed_id,
+    effectiveAt: row.effective_at,
   };
 }
 

@@ -503,6 +503,42 @@ describe('delta intake', () => {
     expect(ofA.map((c: { version: number }) => c.version)).toEqual([2, 3]);
   });
 
+  it('rejects an operation of a later file dated before what an earlier file applied', async () => {
+    const [a, b, ...others] = [...generateCustomers(7, 43)].map((x, i) => ({
+      ...x,
+      ref: `${39999990 + i}`,
+    }));
+    const d = (day: number) => ({ y: 2026, m: 11, d: day });
+    const first = renderFixedWidth([
+      { customer: a as Customer, op: 'SUB', date: d(1) },
+      { customer: b as Customer, op: 'SUB', date: d(1) },
+      { customer: a as Customer, op: 'SUS', date: d(10) },
+    ]);
+    await intake.ingest('fixed-a', 'MVT4.txt', encode(first, 'iso-8859-1'));
+    // A late file: a's resume predates the suspension already applied; b's cancel does not.
+    // New subscribers keep the one reject under the ISP's 20 % threshold.
+    const late = renderFixedWidth([
+      { customer: a as Customer, op: 'REP', date: d(8) },
+      { customer: b as Customer, op: 'RES', date: d(8) },
+      ...others.map((customer) => ({ customer, op: 'SUB' as const, date: d(8) })),
+    ]);
+    const feedId = await intake.ingest('fixed-a', 'MVT5.txt', encode(late, 'iso-8859-1'));
+
+    expect(await intake.ledger.get(feedId)).toMatchObject({
+      status: 'applied',
+      cancels: 1,
+      resumes: 0,
+      subscribes: 5,
+      rejected: 1,
+    });
+    const [reject] = await intake.ledger.rejectsOf(feedId);
+    expect(reject).toMatchObject({ line: 2, field: 'effectiveDate' });
+    expect(reject?.reason).toMatch(/dated before the last operation applied .*\(2026-11-\d\d\)/);
+    const state = await storedState('fixed-a');
+    expect(state.get((a as Customer).ref)?.status).toBe('suspended');
+    expect(state.get((b as Customer).ref)?.status).toBe('cancelled');
+  });
+
   it('rejects an operation that makes no sense for the customer, with the reason', async () => {
     const [c, ...others] = [...generateCustomers(6, 99)].map((x, i) => ({
       ...x,
