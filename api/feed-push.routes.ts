@@ -146,6 +146,7 @@ const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
     if (!isRelaisError(err) || !WARNED_REFUSALS.has(err.code)) return;
     const { isp } = request.params as { isp?: string };
     request.log.warn({ isp, code: err.code, reason: err.message }, 'push refused');
+    if (isp && options.config.isps.has(isp)) options.intake.metrics?.deliveryRefused(isp, err.code);
   });
   // Every body is the raw stream, whatever its content type: without this, fastify's own
   // parsers would take `application/json` and `text/plain` bodies (and their JSON body limit).

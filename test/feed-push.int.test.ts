@@ -14,6 +14,7 @@ import { parse, stringify } from 'yaml';
 import { feedPushRoutes, signPush } from '../api/feed-push.routes.js';
 import { buildApi } from '../api/server.js';
 import { startApi } from '../cli/roles.js';
+import { createIntakeMetrics } from '../connectors/intake/intake-metrics.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
@@ -60,8 +61,17 @@ let baseUrl: string;
 /** The server side of the latest connection: how many bytes the api really read. */
 let lastServerSocket: Socket | undefined;
 
+const intakeMetrics = createMetrics({ defaultMetrics: false });
+
+/** How many deliveries of `isp` the metrics count as refused with `code`. */
+async function refusedCount(isp: string, code: string): Promise<number> {
+  const metric = intakeMetrics.getSingleMetric('relais_deliveries_refused_total');
+  const { values } = (await metric?.get()) ?? { values: [] };
+  return values.find((v) => v.labels.isp === isp && v.labels.code === code)?.value ?? 0;
+}
+
 beforeAll(async () => {
-  intake = await openTestIntake(ctx());
+  intake = await openTestIntake(ctx(), { metrics: createIntakeMetrics(intakeMetrics) });
   // Mounted the way cli/roles.ts mounts it, `prefix` (the Redis key prefix) included.
   const push: FastifyPluginAsync = async (instance) => {
     await instance.register(feedPushRoutes, {
@@ -597,9 +607,11 @@ describe('the log of a refused push', () => {
       },
     ],
   ])(
-    'logs %s as a warning with its code, without secret or body',
+    'logs %s as a warning with its code, without secret or body, and counts it',
     async (_case, status, code, send) => {
+      const before = await refusedCount('alpha', code);
       const { text, refused } = await refusedLog(send, status);
+      expect(await refusedCount('alpha', code)).toBe(before + 1);
       expect(refused).toMatchObject({
         level: 'warn',
         isp: 'alpha',

@@ -22,12 +22,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { FeedLedger } from '../connectors/feed-ledger.js';
 import { FeedFiles } from '../connectors/intake/feed-files.js';
+import { createIntakeMetrics } from '../connectors/intake/intake-metrics.js';
 import { type IntakeDeps, IntakeService } from '../connectors/intake/intake-service.js';
 import { type PollResult, pollIsp } from '../connectors/intake/poll.js';
 import { syncIsps } from '../connectors/isp-registry.js';
 import { fingerprintOf } from '../connectors/transports/sftp-host-key.js';
 import { ConfigError, TransientError } from '../platform/errors.js';
 import { createLogger } from '../platform/logger.js';
+import { createMetrics } from '../platform/metrics.js';
 import { BUSY } from '../platform/named-lock.js';
 import { packageRoot } from '../platform/package-root.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
@@ -57,6 +59,14 @@ let ctx: TestContext;
 let deps: IntakeDeps;
 let intake: IntakeService;
 const logLines: Record<string, unknown>[] = [];
+const metrics = createMetrics({ defaultMetrics: false });
+
+/** How many deliveries of `isp` the metrics count as refused with `code`. */
+async function refusedCount(isp: string, code: string): Promise<number> {
+  const metric = metrics.getSingleMetric('relais_deliveries_refused_total');
+  const { values } = (await metric?.get()) ?? { values: [] };
+  return values.find((v) => v.labels.isp === isp && v.labels.code === code)?.value ?? 0;
+}
 
 beforeAll(async () => {
   server = await startSshd();
@@ -76,7 +86,8 @@ beforeAll(async () => {
   const log = createLogger({ level: 'debug', destination });
   await syncIsps(ctx.connectorDb, ctx.config.isps, log);
   const files = new FeedFiles((ispId) => ctx.config.isps.get(ispId)?.workDir ?? 'unused');
-  deps = { db: ctx.connectorDb, log, ledger: new FeedLedger(ctx.connectorDb), files };
+  const ledger = new FeedLedger(ctx.connectorDb);
+  deps = { db: ctx.connectorDb, log, ledger, files, metrics: createIntakeMetrics(metrics) };
   intake = new IntakeService(deps, ctx.config);
 });
 
@@ -168,6 +179,7 @@ describe('pollIsp on an SFTP inbox', () => {
         context: { presented: server.hostKeyFingerprint },
       });
       expect(await feedCount('sftp-wrongkey')).toBe(0);
+      expect(await refusedCount('sftp-wrongkey', 'SFTP_HOST_KEY_MISMATCH')).toBeGreaterThan(0);
       const after = statSync(onServer('abonnes_20261211.csv'));
       expect([after.size, after.mtimeMs]).toEqual([before.size, before.mtimeMs]);
       expect(stagedFiles('sftp-wrongkey')).toEqual([]);
@@ -243,6 +255,7 @@ describe('pollIsp on an SFTP inbox', () => {
 
       expect(err).toBeInstanceOf(TransientError);
       expect(err).toMatchObject({ code: 'SFTP_TRANSFER_FAILED' });
+      expect(await refusedCount('sftp-fai', 'SFTP_TRANSFER_FAILED')).toBe(1);
       expect(await feedCount('sftp-fai')).toBe(feedsBefore);
       expect(await subscriberCount('sftp-fai')).toBe(subscribersBefore);
       expect(stagedFiles('sftp-fai')).toEqual([]);

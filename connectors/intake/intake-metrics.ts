@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics of the intake, per ISP: feeds by outcome, records accepted and rejected,
- * and the changes snapshots and deltas produced.
+ * the changes snapshots and deltas produced, and deliveries refused before a feed existed.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Metrics } from '../../platform/metrics.js';
@@ -11,6 +11,8 @@ export interface IntakeMetrics {
   feedFinished(ispId: string, status: 'failed' | 'held'): void;
   feedApplied(ispId: string, counts: FeedCounts): void;
   setHeld(ispId: string, count: number): void;
+  /** A delivery refused before any feed existed: a push or a poll failing with `code`. */
+  deliveryRefused(ispId: string, code: string): void;
 }
 
 export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
@@ -38,7 +40,16 @@ export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
     labelNames: ['isp'],
     registers: [registry],
   });
+  const refused = new Counter({
+    name: 'relais_deliveries_refused_total',
+    help: 'Pushes and polls refused before a feed existed (bad signature, replay, over the size cap, SFTP failures), by error code.',
+    labelNames: ['isp', 'code'],
+    registers: [registry],
+  });
   return {
+    deliveryRefused(isp, code) {
+      refused.inc({ isp, code });
+    },
     feedReceived(isp, _source, duplicate) {
       feeds.inc({ isp, status: duplicate ? 'duplicate' : 'received' });
     },

@@ -13,6 +13,7 @@
 
 import { Readable } from 'node:stream';
 import type { IspConfig } from '../../config/load.js';
+import { isRelaisError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { type BUSY, withNamedLock } from '../../platform/named-lock.js';
 import type { Feed, FeedStatus } from '../feed-ledger.js';
@@ -100,7 +101,10 @@ export async function pollIsp(
   const transportOptions = isp.intake.transport;
   if (transportOptions.type === 'http') return { received: [], skipped: [], settled: [] };
   return withNamedLock(deps.db, `poll:${isp.id}`, async () => {
-    const transport = await openPolledTransport(transportOptions, log);
+    const transport = await openPolledTransport(transportOptions, log).catch((err: unknown) => {
+      if (isRelaisError(err)) deps.metrics?.deliveryRefused(isp.id, err.code);
+      throw err;
+    });
     try {
       const { ready, skipped } = await selectReadyFiles(transport, isp.intake.pickup, {
         isKnown: (f) => deps.ledger.isKnown(isp.id, f.name, f.sizeBytes, f.mtimeMs),
@@ -188,6 +192,7 @@ async function receiveAll(
       { err, isp: isp.id, received: picked.length, transport: transport.description },
       'poll stopped: a file could not be received',
     );
+    if (isRelaisError(err)) deps.metrics?.deliveryRefused(isp.id, err.code);
     if (picked.length > 0) await intake.drain(isp);
     throw err;
   }
