@@ -7,8 +7,8 @@
  * multi-row INSERTs of N subscriber rows. Each case runs in a fresh child process
  * (bench/intake-case.ts), so its peak RSS (VmHWM) is its own.
  *
- * Uses its own databases (relais_bench_connector, relais_bench_licensing: created, migrated and
- * dropped here), its own Redis prefix and a temporary folder. Targets (2-core machine, N = 1M):
+ * Uses its own databases (relais_bench_<pid>_connector and _licensing: created, migrated and
+ * dropped here, so two benches never share them), its own Redis prefix and a temporary folder. Targets (2-core machine, N = 1M):
  * CSV first load >= 40k records/s, CSV 1 % diff >= 70k, XML first load >= 25k, XML diff >= 40k,
  * peak RSS < 300 MB per case at any N. `--quick` (20k customers) checks the bench itself runs.
  *
@@ -28,6 +28,7 @@ import { loadConfigOrThrow, type RelaisConfig } from '../config/load.js';
 import { createDb, dropDatabases, ensureDatabases } from '../platform/db.js';
 import { migrateLatest } from '../platform/migrations.js';
 import { packageRoot } from '../platform/package-root.js';
+import { deleteKeys } from '../test/harness/context.js';
 import type { CaseRequest, CaseResult } from './intake-case.js';
 import { type BenchFormat, benchFiles } from './intake-data.js';
 
@@ -68,8 +69,8 @@ function writeConfig(root: string): RelaisConfig {
   mkdirSync(join(root, 'isps'), { recursive: true });
   const deployment = {
     mysql: {
-      connectorDatabase: 'relais_bench_connector',
-      licensingDatabase: 'relais_bench_licensing',
+      connectorDatabase: `relais_bench_${process.pid}_connector`,
+      licensingDatabase: `relais_bench_${process.pid}_licensing`,
     },
     redis: { prefix: `bench${process.pid}` },
     paths: { dataDir: 'var' },
@@ -94,15 +95,6 @@ async function resetState(config: RelaisConfig, redis: Redis): Promise<void> {
   }
   rmSync(join(config.deployment.paths.dataDir, 'isps'), { recursive: true, force: true });
   await deleteKeys(redis, config.deployment.redis.prefix);
-}
-
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
 }
 
 /**

@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../platform/logger.js';
 import { checkEvictionPolicy, connectRedis, redisOptions } from '../platform/redis.js';
 import { freePort } from './harness/ports.js';
+import { type RedisServer, startRedisServer } from './harness/redis-server.js';
 
 function capture() {
   const lines: { level: string; msg: string; policy?: string }[] = [];
@@ -18,55 +18,17 @@ function capture() {
 }
 
 describe('redis settings', () => {
-  let server: ChildProcess;
-  let port: number;
+  let server: RedisServer;
   beforeAll(async () => {
-    port = await freePort();
     // A second, throw-away Redis so that changing its policy cannot disturb other tests.
-    server = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--maxmemory-policy',
-        'allkeys-lru',
-      ],
-      { stdio: 'ignore' },
-    );
-    for (let i = 0; i < 50; i++) {
-      const probe = new Redis({
-        port,
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        probe.disconnect();
-        return;
-      } catch {
-        probe.disconnect();
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    server = await startRedisServer(['--maxmemory-policy', 'allkeys-lru']);
   });
-  afterAll(() => {
-    server.kill('SIGKILL');
+  afterAll(async () => {
+    await server?.stop();
   });
 
   it('warns at start-up when Redis may evict queued jobs', async () => {
-    const redis = await connectRedis(
-      { url: `redis://127.0.0.1:${port}`, prefix: 'x' },
-      'producer',
-      silentLogger(),
-    );
+    const redis = await connectRedis({ url: server.url, prefix: 'x' }, 'producer', silentLogger());
     const { lines, log } = capture();
     try {
       expect(await checkEvictionPolicy(redis, log)).toBe('allkeys-lru');

@@ -126,38 +126,29 @@ async function sorted(
   const readMs = Date.now() - started;
   const onReject = (r: MappingReject) => read.rejects.push(r);
   const { records, accepted, rejected, rejects } = read;
+  const items = read.items.sorted();
   try {
+    let diff: DiffSummary;
+    let changeList: string | undefined;
     if (await canOnlyApply(deps.db, isp, options)) {
       options.onProgress?.({ phase: 'apply', records: accepted, bytesRead: 0, totalBytes: 0 });
       const applier = new ChangeApplier(deps.db, isp.id, feed.id, applyOptions(deps));
-      let diff: DiffSummary;
       try {
-        diff = await diffFeed(deps.db, isp, feed, read.items.sorted(), applier, onReject);
+        diff = await diffFeed(deps.db, isp, feed, items, applier, onReject);
       } catch (err) {
         await applier.close().catch(() => {});
         throw err;
       }
       await applier.close();
-      const diffMs = Date.now() - started - readMs;
-      const way = 'sorted, applied while diffing';
-      return { records, accepted, rejected, rejects, diff, way, readMs, diffMs };
+    } else {
+      changeList = join(scratchDir, 'changes.ndjson');
+      const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
+      diff = await diffFeed(deps.db, isp, feed, items, writer, onReject);
+      await writer.close();
     }
-    const changeList = join(scratchDir, 'changes.ndjson');
-    const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
-    const diff = await diffFeed(deps.db, isp, feed, read.items.sorted(), writer, onReject);
-    await writer.close();
     const diffMs = Date.now() - started - readMs;
-    return {
-      records,
-      accepted,
-      rejected,
-      rejects,
-      diff,
-      changeList,
-      way: 'sorted',
-      readMs,
-      diffMs,
-    };
+    const way = changeList ? 'sorted' : 'sorted, applied while diffing';
+    return { records, accepted, rejected, rejects, diff, changeList, way, readMs, diffMs };
   } finally {
     read.items.dispose();
   }

@@ -93,7 +93,8 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
   };
 }
 
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+/** Deletes every Redis key under `prefix` (a test file's, or a benchmark's). */
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
