@@ -8,9 +8,11 @@
  * (bench/intake-case.ts), so its peak RSS (VmHWM) is its own.
  *
  * Uses its own databases (relais_bench_<pid>_connector and _licensing: created, migrated and
- * dropped here, so two benches never share them), its own Redis prefix and a temporary folder. Targets (2-core machine, N = 1M):
- * CSV first load >= 40k records/s, CSV 1 % diff >= 70k, XML first load >= 25k, XML diff >= 40k,
- * peak RSS < 300 MB per case at any N. `--quick` (20k customers) checks the bench itself runs.
+ * dropped here, so two benches never share them), its own Redis prefix and a temporary folder.
+ * Targets (2-core machine, N = 1M): CSV first load >= 40k records/s, CSV 1 % diff >= 70k, XML
+ * first load >= 25k, XML diff >= 40k; peak RSS < 300 MB per case at any N. The machine's speed
+ * varies by a quarter from run to run: compare medians (`--runs 3`). `--quick` (20k customers)
+ * checks the bench itself runs.
  *
  * Run: npm run bench:intake -- [--customers N] [--quick] [--formats csv,xml] [--runs R]
  *      [--cpu-prof DIR] [--data-dir DIR (generated files are kept there and reused)] [--feeds-only]
@@ -36,6 +38,8 @@ const QUICK_CUSTOMERS = 20_000;
 const CASE_SCRIPT = join(packageRoot(), 'dist/bench/intake-case.js');
 const ISP_OF: Record<BenchFormat, string> = { csv: 'demo-fai', xml: 'alpha-telecom' };
 const RSS_LIMIT_BYTES = 300 * 1024 * 1024;
+/** The size the speed targets are stated for. */
+const TARGET_CUSTOMERS = 1_000_000;
 const TARGETS: Record<string, number> = {
   'csv first load': 40_000,
   'csv 1 % diff': 70_000,
@@ -184,7 +188,8 @@ function printTable(rows: Row[]): boolean {
       const ceiling = byLabel.get(label);
       return ceiling ? `${((rate(r) / rate(ceiling)) * 100).toFixed(0)} % ${label}` : '';
     });
-    const target = TARGETS[r.label];
+    // Speed targets are stated for a million customers; the memory bound holds at any size.
+    const target = customers === TARGET_CUSTOMERS ? TARGETS[r.label] : undefined;
     const isFeed = r.jobs !== undefined;
     const met =
       (target === undefined || rate(r) >= target) && (!isFeed || r.peakRssBytes < RSS_LIMIT_BYTES);
@@ -241,7 +246,8 @@ async function main(): Promise<void> {
     if (runs > 1) console.log(`medians of ${runs} runs:`);
     const met = printTable(medians(all));
     if (args.quick) console.log('quick mode: the targets apply to 1M customers, not checked');
-    else if (!met) process.exitCode = 1;
+    else if (customers !== TARGET_CUSTOMERS) console.log('speed targets apply to 1M customers');
+    if (!args.quick && !met) process.exitCode = 1;
   } finally {
     await dropDatabases(config.deployment.mysql).catch(() => {});
     await deleteKeys(redis, config.deployment.redis.prefix);

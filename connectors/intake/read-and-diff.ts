@@ -12,7 +12,7 @@
  * Either way the whole file is read before anything is applied: a file-level problem found on
  * its last line (a trailer count, a quote that never closes) still leaves nothing applied.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IspConfig } from '../../config/load.js';
 import type { MappingReject } from '../../mappings/customer-record.js';
@@ -72,6 +72,7 @@ async function onePass(
   options: ProcessOptions,
 ): Promise<ReadAndDiff | undefined> {
   const started = Date.now();
+  mkdirSync(join(scratchDir, 'one-pass'), { recursive: true });
   const rejects = rejectSorter(join(scratchDir, 'one-pass'));
   const counts: ReadCounts = { records: 0, accepted: 0 };
   const changeList = join(scratchDir, 'one-pass', 'changes.ndjson');
