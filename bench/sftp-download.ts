@@ -114,7 +114,7 @@ async function main(): Promise<void> {
       ['plain get (Nagle on)', () => plainGet(server, local)],
     ];
     console.log(`file: ${FILE_BYTES} bytes, ${RUNS} runs each, MB = 10^6 bytes`);
-    const best = new Map<string, number>();
+    const speeds = new Map<string, number[]>();
     for (let run = 1; run <= RUNS; run++) {
       for (const [method, download] of methods) {
         const { result, seconds } = await download();
@@ -123,12 +123,13 @@ async function main(): Promise<void> {
         const speed = `${mbPerS.toFixed(1).padStart(7)} MB/s`;
         console.log(`${method.padEnd(26)} ${speed}  ${ok ? 'size and sha256 ok' : 'MISMATCH'}`);
         if (!ok) process.exitCode = 1;
-        best.set(method, Math.max(best.get(method) ?? 0, mbPerS));
+        speeds.set(method, [...(speeds.get(method) ?? []), mbPerS]);
       }
     }
-    const getBest = best.get('transport get (no-delay)') ?? 0;
-    console.log(`best transport get: ${getBest.toFixed(1)} MB/s (target ${TARGET_GET_MBPS})`);
-    if (getBest < TARGET_GET_MBPS) process.exitCode = 1;
+    const runsOf = [...(speeds.get('transport get (no-delay)') ?? [0])].sort((a, b) => a - b);
+    const median = runsOf[Math.floor(runsOf.length / 2)] as number;
+    console.log(`median transport get: ${median.toFixed(1)} MB/s (target ${TARGET_GET_MBPS})`);
+    if (median < TARGET_GET_MBPS) process.exitCode = 1;
   } finally {
     await rm(work, { recursive: true, force: true });
     await server.stop();
