@@ -41,7 +41,7 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
   const dir = mkdtempSync(join(tmpdir(), 'relais-test-'));
   mkdirSync(join(dir, 'isps'));
   const prefix = `t${name.replace(/_/g, '')}`;
-  const deployment = {
+  const own = {
     mysql: {
       connectorDatabase: `${TEST_DB_PREFIX}${name}_connector`,
       licensingDatabase: `${TEST_DB_PREFIX}${name}_licensing`,
@@ -50,8 +50,15 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     redis: { prefix },
     paths: { dataDir: 'var' },
     log: { level: 'silent' },
-    ...options.deployment,
   };
+  const deployment = mergeSections(own, options.deployment ?? {});
+  // The test's own database names and prefix always win: an override must never point a test,
+  // and the drop at its end, at a shared database.
+  deployment.mysql = {
+    ...deployment.mysql,
+    ...pick(own.mysql, 'connectorDatabase', 'licensingDatabase'),
+  };
+  deployment.redis = { ...deployment.redis, prefix };
   writeFileSync(join(dir, 'relais.yaml'), stringify(deployment));
   for (const [id, content] of Object.entries(options.isps ?? {})) {
     writeFileSync(
@@ -91,6 +98,24 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+type Sections = Record<string, Record<string, unknown>>;
+
+/** `extra` over `base`, one level deep: a section given in `extra` adds to the base's section. */
+function mergeSections(base: Sections, extra: Record<string, unknown>): Sections {
+  const merged: Sections = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const isSection = typeof value === 'object' && value !== null && !Array.isArray(value);
+    merged[key] = isSection
+      ? { ...base[key], ...(value as Record<string, unknown>) }
+      : (value as never);
+  }
+  return merged;
+}
+
+function pick<T extends object, K extends keyof T>(value: T, ...keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, value[k]])) as Pick<T, K>;
 }
 
 /** Deletes every Redis key under `prefix` (a test file's, or a benchmark's). */
