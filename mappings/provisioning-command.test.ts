@@ -54,3 +54,16 @@ describe('encodeCommands', () => {
     expect(decodeCommands(encodeCommands([]))).toEqual([]);
   });
 });
+
+describe('CommandBatchEncoder', () => {
+  it('writes what JSON.stringify of the stored batch would', () => {
+    const commands = [command({}), command({ modules: [], kind: 'cancel', status: 'cancelled' })];
+    const stored = {
+      v: 1,
+      m: ['antivirus,firewall', ''],
+      c: commands.map((c, i) => [c.subscriberId, c.version, c.kind, c.status, c.effectiveAt, i]),
+    };
+
+    expect(encodeCommands(commands)).toBe(JSON.stringify(stored));
+  });
+});

@@ -1,18 +1,12 @@
 /**
  * The subscriber map in the connector database: customer ref to subscriber id, and the state
- * last applied for each subscriber. The only module that reads or writes the `subscribers`
- * table; refs never leave through it except back to the connector's own callers.
+ * last applied for each subscriber. With `subscriber-writes.ts` (its writes), the only module
+ * that touches the `subscribers` table; refs never leave through it except back to the
+ * connector's own callers.
  */
-import type { Knex } from 'knex';
-import mysql from 'mysql2';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
-import { InternalError } from '../platform/errors.js';
-import {
-  type CommandKind,
-  encodeCommands,
-  type ProvisioningCommand,
-} from './provisioning-command.js';
+import type { ProvisioningCommand } from './provisioning-command.js';
 
 /** A subscriber's stored state, as the diff compares it. */
 export interface StoredSubscriber {
@@ -171,161 +165,6 @@ export async function subscriberIdOf(
     .where({ isp_id: ispId, customer_ref: customerRef })
     .first();
   return row?.subscriber_id;
-}
-
-/** Literals of recent dates: effective dates repeat (most are midnights) across a feed. */
-const dateLiterals = new Map<number, string>();
-
-/** A UTC DATETIME(3) literal, as the connection's `timezone: 'Z'` would write it. */
-function sqlDateTime(date: Date): string {
-  const ms = date.getTime();
-  let literal = dateLiterals.get(ms);
-  if (literal === undefined) {
-    const iso = date.toISOString();
-    literal = `'${iso.slice(0, 10)} ${iso.slice(11, 23)}'`;
-    if (dateLiterals.size >= 10_000) dateLiterals.clear();
-    dateLiterals.set(ms, literal);
-  }
-  return literal;
-}
-
-/**
- * Escapes values that repeat across rows (statuses, offers, module lists) once per distinct
- * value: a first load of a million customers repeats a handful of them a million times.
- */
-class RepeatedValues {
-  private readonly escaped = new Map<string, string>();
-
-  of(value: string | null): string {
-    if (value === null) return 'NULL';
-    let sql = this.escaped.get(value);
-    if (sql === undefined) {
-      sql = mysql.escape(value);
-      if (this.escaped.size < 10_000) this.escaped.set(value, sql);
-    }
-    return sql;
-  }
-}
-
-const repeated = new RepeatedValues();
-
-/** Strings that need no escaping in a quoted literal: the usual ids and customer refs. */
-const PLAIN = /^[\w.:@+-]*$/;
-
-function quote(value: string): string {
-  return PLAIN.test(value) ? `'${value}'` : mysql.escape(value);
-}
-
-const ID_SHAPE = /^[a-z]+_[0-9a-z]{26}$/;
-
-/** A subscriber id as a literal: ids are ours (`newId`), so their shape needs no escaping. */
-function idLiteral(id: string): string {
-  if (!ID_SHAPE.test(id)) throw new InternalError('INTERNAL', 'a subscriber id is not one of ours');
-  return `'${id}'`;
-}
-
-/** The database's clock, in UTC (the session time zone is UTC), for the commit's own time. */
-const NOW_SQL = 'UTC_TIMESTAMP(3)';
-
-/**
- * One multi-row upsert of subscriber rows keyed on the primary key; `created_at` and
- * `subscriber_id` of a known subscriber are never touched. Built by hand rather than through
- * the query builder: at a million rows its per-value compiling and escaping cost more than the
- * database's own work. Every value goes through mysql2's escaping or is a number or a date.
- */
-function upsertSql(ispId: string, feedId: string, changes: readonly SubscriberChange[]): string {
-  const isp = mysql.escape(ispId);
-  const feed = mysql.escape(feedId);
-  const values: string[] = new Array(changes.length);
-  for (let i = 0; i < changes.length; i++) {
-    const c = changes[i] as SubscriberChange;
-    const effective = c.effectiveAt === null ? 'NULL' : sqlDateTime(c.effectiveAt);
-    values[i] =
-      `(${isp},${quote(c.customerRef)},${idLiteral(c.subscriberId)},` +
-      `${repeated.of(c.status)},${repeated.of(c.offer)},${repeated.of(c.modules.join(','))},` +
-      `${effective},${Number(c.version)},${feed},${NOW_SQL},${NOW_SQL})`;
-  }
-  return (
-    'INSERT INTO subscribers (isp_id, customer_ref, subscriber_id, status, offer, modules, effective_at, version, last_feed_id, created_at, updated_at) VALUES ' +
-    values.join(',') +
-    ' ON DUPLICATE KEY UPDATE status = VALUES(status), offer = VALUES(offer), modules = VALUES(modules), effective_at = VALUES(effective_at), version = VALUES(version), last_feed_id = VALUES(last_feed_id), updated_at = VALUES(updated_at)'
-  );
-}
-
-/** The outbox rows of some changes: one row (one future job) per `changesPerBatch` changes. */
-function outboxSql(
-  ispId: string,
-  feedId: string,
-  changes: readonly SubscriberChange[],
-  changesPerBatch: number,
-): { sql: string; batches: number } | undefined {
-  const rows: string[] = [];
-  for (let from = 0; from < changes.length; from += changesPerBatch) {
-    const commands = changes.slice(from, from + changesPerBatch).flatMap((c) => c.commands);
-    if (commands.length === 0) continue;
-    const k = countKinds(commands);
-    rows.push(
-      `(${mysql.escape(ispId)},${mysql.escape(feedId)},${commands.length},` +
-        `${k.subscribes},${k.changes},${k.suspends},${k.resumes},${k.cancels},` +
-        `${mysql.escape(encodeCommands(commands))},'pending',${NOW_SQL})`,
-    );
-  }
-  if (rows.length === 0) return undefined;
-  const sql =
-    'INSERT INTO provisioning_batches (isp_id, feed_id, command_count, subscribes, changes, suspends, resumes, cancels, commands, state, created_at) VALUES ' +
-    rows.join(',');
-  return { sql, batches: rows.length };
-}
-
-/**
- * Some changes made ready to write in one transaction: the statements that upsert the
- * subscribers and add their provisioning-outbox rows, so that a subscriber's change and its
- * commands commit together. A subscriber's commands always travel in one batch.
- */
-export interface PreparedWrite {
-  statements: string[];
-  changes: number;
-  batches: number;
-}
-
-export function prepareChanges(
-  ispId: string,
-  feedId: string,
-  changes: readonly SubscriberChange[],
-  changesPerBatch = changes.length,
-): PreparedWrite {
-  if (changes.length === 0) return { statements: [], changes: 0, batches: 0 };
-  const statements = [upsertSql(ispId, feedId, changes)];
-  const outbox = outboxSql(ispId, feedId, changes, changesPerBatch);
-  if (outbox) statements.push(outbox.sql);
-  return { statements, changes: changes.length, batches: outbox?.batches ?? 0 };
-}
-
-/** Runs a prepared write in the caller's transaction. */
-export async function applyPrepared(trx: Knex.Transaction, prepared: PreparedWrite): Promise<void> {
-  for (const statement of prepared.statements) await trx.raw(statement);
-}
-
-const KIND_COLUMNS = {
-  subscribe: 'subscribes',
-  change: 'changes',
-  suspend: 'suspends',
-  resume: 'resumes',
-  cancel: 'cancels',
-} as const;
-type KindColumn = (typeof KIND_COLUMNS)[CommandKind];
-
-function countKinds(commands: readonly ProvisioningCommand[]): Record<KindColumn, number> {
-  const counts: Record<KindColumn, number> = {
-    subscribes: 0,
-    changes: 0,
-    suspends: 0,
-    resumes: 0,
-    cancels: 0,
-  };
-  for (const command of commands)
-    counts[KIND_COLUMNS[command.kind]] = (counts[KIND_COLUMNS[command.kind]] ?? 0) + 1;
-  return counts;
 }
 
 export interface CommandTotals {

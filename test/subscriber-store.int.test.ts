@@ -2,12 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { syncIsps } from '../connectors/isp-registry.js';
-import {
-  applyPrepared,
-  prepareChanges,
-  type SubscriberChange,
-  subscriberBatches,
-} from '../mappings/subscriber-store.js';
+import { type SubscriberChange, subscriberBatches } from '../mappings/subscriber-store.js';
+import { applyPrepared, prepareChanges } from '../mappings/subscriber-writes.js';
 import { newId } from '../platform/ids.js';
 import { silentLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';

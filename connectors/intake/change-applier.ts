@@ -14,12 +14,12 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { SubscriberChange } from '../../mappings/subscriber-store.js';
 import {
   applyPrepared,
   type PreparedWrite,
-  prepareChanges,
-  type SubscriberChange,
-} from '../../mappings/subscriber-store.js';
+  WriteBuilder,
+} from '../../mappings/subscriber-writes.js';
 import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
 import { InternalError } from '../../platform/errors.js';
@@ -39,9 +39,9 @@ export interface ApplyOptions {
   concurrency: number;
 }
 
-/** Groups changes into transactions and renders each one's statements. */
+/** Groups changes into transactions, rendering each change's statements as it comes. */
 class Preparer {
-  private chunk: SubscriberChange[] = [];
+  private builder: WriteBuilder;
   private readonly size: number;
 
   constructor(
@@ -51,23 +51,28 @@ class Preparer {
   ) {
     const { batchSize, transactionSize } = options;
     this.size = Math.max(batchSize, Math.floor(transactionSize / batchSize) * batchSize);
+    this.builder = this.newBuilder();
   }
 
   /** The next full transaction, once `change` completes one. */
   add(change: SubscriberChange): PreparedWrite | undefined {
-    this.chunk.push(change);
-    return this.chunk.length < this.size ? undefined : this.take();
+    this.builder.add(change);
+    return this.builder.changes < this.size ? undefined : this.take();
   }
 
   /** What is left, as a last (smaller) transaction. */
   rest(): PreparedWrite | undefined {
-    return this.chunk.length === 0 ? undefined : this.take();
+    return this.builder.changes === 0 ? undefined : this.take();
   }
 
   private take(): PreparedWrite {
-    const prepared = prepareChanges(this.ispId, this.feedId, this.chunk, this.options.batchSize);
-    this.chunk = [];
+    const prepared = this.builder.build();
+    this.builder = this.newBuilder();
     return prepared;
+  }
+
+  private newBuilder(): WriteBuilder {
+    return new WriteBuilder(this.ispId, this.feedId, this.options.batchSize);
   }
 }
 
