@@ -106,6 +106,20 @@ interface State {
   offer: string | null;
 }
 
+/** ISO forms of recent dates: a feed's effective dates repeat (most are midnights). */
+const isoForms = new Map<number, string>();
+
+function isoOf(date: Date): string {
+  const ms = date.getTime();
+  let iso = isoForms.get(ms);
+  if (iso === undefined) {
+    iso = date.toISOString();
+    if (isoForms.size >= 10_000) isoForms.clear();
+    isoForms.set(ms, iso);
+  }
+  return iso;
+}
+
 /** Builds the change of one subscriber from its stored state and the commands decided. */
 class ChangeBuilder {
   private readonly commands: ProvisioningCommand[] = [];
@@ -143,7 +157,7 @@ class ChangeBuilder {
       subscriberId: this.subscriberId,
       modules: next.modules,
       status: next.status,
-      effectiveAt: effectiveAt.toISOString(),
+      effectiveAt: isoOf(effectiveAt),
       version: this.version,
     });
   }

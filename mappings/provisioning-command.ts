@@ -69,7 +69,10 @@ export class CommandBatchEncoder {
       this.moduleLists.set(joined, index);
     }
     const { subscriberId, version, kind, status, effectiveAt } = command;
-    this.encoded.push(JSON.stringify([subscriberId, version, kind, status, effectiveAt, index]));
+    // Kind, status and time are ours (enums, ISO 8601): only the id goes through JSON quoting.
+    this.encoded.push(
+      `[${JSON.stringify(subscriberId)},${Number(version)},"${kind}","${status}","${effectiveAt}",${index}]`,
+    );
   }
 
   /** The batch's stored text: `{"v":1,"m":[...],"c":[...]}`. */

@@ -95,6 +95,8 @@ describe('a change list', () => {
     const feedId = newId('feed');
     const refs = ["O'Brien", 'back\\slash', 'line\nbreak', '"quoted"', 'plain-1', 'plain-2', 'x'];
     const changes = [...refs.map((ref) => subscribe(ref)), subscribeThenSuspend('y')];
+    // Module names are config, but nothing stops one from holding a quote or a backslash.
+    changes[6] = subscribe('x', ["it's", 'back\\slash', 'say "hi"', 'nul\u0000', 'eof\u001a']);
 
     const path = join(dir, 'list.ndjson');
     const writer = new ChangeListWriter(path, 'isp-a', feedId, OPTIONS);
