@@ -621,7 +621,7 @@ describe('diffDeltaGroup', () => {
     ]);
   });
 
-  it('dates each command with its record, and an undated one with the receipt', () => {
+  it('dates each command with its record, an undated one with the receipt, in that order', () => {
     const group: RefGroup = {
       customerRef: 'C-1',
       items: [
@@ -629,12 +629,12 @@ describe('diffDeltaGroup', () => {
         item(record('C-1', { line: 2, operation: 'resume', effectiveAt: day(8) })),
       ],
     };
-    const outcome = diffDeltaGroup(group, stored('C-1'), context());
+    const outcome = diffDeltaGroup(group, stored('C-1', { status: 'suspended' }), context());
     expect(outcome.change?.commands.map((c) => [c.kind, c.effectiveAt])).toEqual([
-      ['suspend', RECEIVED_AT.toISOString()],
       ['resume', day(8).toISOString()],
+      ['suspend', RECEIVED_AT.toISOString()],
     ]);
-    expect(outcome.change?.effectiveAt).toEqual(day(8));
+    expect(outcome.change?.effectiveAt).toEqual(RECEIVED_AT);
   });
 
   it('ignores protected rows, which have no operation', () => {

@@ -384,7 +384,11 @@ export function diffDeltaGroup(
   const builder = new ChangeBuilder(group.customerRef, stored, ctx, storedState(stored));
   const rejects: MappingReject[] = [];
   const lastApplied = stored?.effectiveAt ?? null;
-  for (const item of group.items) {
+  // An undated operation takes effect at receipt, so it sorts there, not first.
+  const at = (item: FeedItem) =>
+    item.kind === 'record' ? (item.record.effectiveAt ?? ctx.receivedAt).getTime() : -1;
+  const items = [...group.items].sort((a, b) => at(a) - at(b) || lineOf(a) - lineOf(b));
+  for (const item of items) {
     if (item.kind !== 'record' || !item.record.operation) continue;
     const { record } = item;
     const effectiveAt = record.effectiveAt ?? ctx.receivedAt;

@@ -67,3 +67,12 @@ describe('CommandBatchEncoder', () => {
     expect(encodeCommands(commands)).toBe(JSON.stringify(stored));
   });
 });
+
+describe('decodeCommands', () => {
+  it('refuses a batch of another form, or one pointing at a module list it lacks', () => {
+    expect(() => decodeCommands('{"v":2,"m":[],"c":[]}')).toThrow(/unknown form v2/);
+    const missing =
+      '{"v":1,"m":["antivirus"],"c":[["sub_x",1,"subscribe","active","2026-12-01T00:00:00.000Z",3]]}';
+    expect(() => decodeCommands(missing)).toThrow(/missing module list/);
+  });
+});

@@ -4,6 +4,7 @@
  * of the intake reads every queued command to prove it).
  */
 import type { SubscriptionStatus } from '../config/isp-schema.js';
+import { InternalError } from '../platform/errors.js';
 
 export const COMMAND_KINDS = ['subscribe', 'change', 'suspend', 'resume', 'cancel'] as const;
 export type CommandKind = (typeof COMMAND_KINDS)[number];
@@ -88,16 +89,25 @@ export function encodeCommands(commands: readonly ProvisioningCommand[]): string
   return encoder.finish();
 }
 
+/** The commands of a stored batch; throws on a form it cannot read rather than guess. */
 export function decodeCommands(text: string): ProvisioningCommand[] {
   const stored = JSON.parse(text) as StoredBatch;
+  if (stored.v !== 1)
+    throw new InternalError('INTERNAL', `stored batch of unknown form v${stored.v}`);
   const moduleLists = stored.m.map((joined) => (joined === '' ? [] : joined.split(',')));
-  return stored.c.map(([subscriberId, version, kind, status, effectiveAt, index]) => ({
-    key: commandKey(subscriberId, version),
-    kind,
-    subscriberId,
-    modules: [...(moduleLists[index] ?? [])],
-    status,
-    effectiveAt,
-    version,
-  }));
+  return stored.c.map(([subscriberId, version, kind, status, effectiveAt, index]) => {
+    const modules = moduleLists[index];
+    // A lost module list must not read as "no modules": that would revoke the subscription.
+    if (modules === undefined)
+      throw new InternalError('INTERNAL', 'stored batch refers to a missing module list');
+    return {
+      key: commandKey(subscriberId, version),
+      kind,
+      subscriberId,
+      modules: [...modules],
+      status,
+      effectiveAt,
+      version,
+    };
+  });
 }

@@ -4,9 +4,10 @@
  * change and its commands always commit together.
  *
  * The statements are built by hand rather than through the query builder: at a million rows
- * its per-value compiling and escaping cost more than the database's own work. Every value
- * goes through mysql2's escaping, is one of our ids (shape-checked), a number or a date.
- * Rendering each change as it arrives keeps only a short string per change in memory.
+ * its per-value compiling and escaping cost more than the database's own work. Every value is
+ * escaped (by mysql2, or by `sqlText` for long JSON texts), checked to need no escaping (our
+ * ids, plain refs), or a number or a date. Rendering each change as it arrives keeps only a
+ * short string per change in memory.
  */
 import type { Knex } from 'knex';
 import mysql from 'mysql2';

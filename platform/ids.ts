@@ -33,6 +33,7 @@ export const CROCKFORD_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
+/** `count` fresh bytes; a view into the pool, so use them before the next call. */
 function takeRandom(count: number): Buffer {
   if (count > pool.length) return randomFillSync(Buffer.alloc(count));
   if (poolOffset + count > pool.length) {

@@ -14,6 +14,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import type { SubscriberChange } from '../../mappings/subscriber-store.js';
 import {
   applyPrepared,
@@ -31,9 +32,9 @@ export interface ChangeSink {
 }
 
 export interface ApplyOptions {
-  /** Changes per provisioning batch (one outbox row, one job). */
+  /** Changes per provisioning batch (one outbox row, one job); at least 1. */
   batchSize: number;
-  /** Changes per transaction; rounded down to whole batches. */
+  /** Changes per transaction; rounded down to whole batches, and at least one batch. */
   transactionSize: number;
   /** Transactions in flight at once. */
   concurrency: number;
@@ -49,8 +50,8 @@ class Preparer {
     private readonly feedId: string,
     private readonly options: ApplyOptions,
   ) {
-    const { batchSize, transactionSize } = options;
-    this.size = Math.max(batchSize, Math.floor(transactionSize / batchSize) * batchSize);
+    const batchSize = Math.max(1, options.batchSize);
+    this.size = Math.max(batchSize, Math.floor(options.transactionSize / batchSize) * batchSize);
     this.builder = this.newBuilder();
   }
 
@@ -72,7 +73,7 @@ class Preparer {
   }
 
   private newBuilder(): WriteBuilder {
-    return new WriteBuilder(this.ispId, this.feedId, this.options.batchSize);
+    return new WriteBuilder(this.ispId, this.feedId, Math.max(1, this.options.batchSize));
   }
 }
 
@@ -137,6 +138,14 @@ export class ChangeApplier implements ChangeSink {
       await this.runner.close();
     }
   }
+
+  /**
+   * Stops after a failure elsewhere (the diff): drops what is not yet sent and waits for the
+   * transactions in flight, whatever their outcome; the caller throws its own error.
+   */
+  async abort(): Promise<void> {
+    await this.runner.close().catch(() => {});
+  }
 }
 
 /** Lines buffered before a write: fewer, larger writes. */
@@ -182,6 +191,9 @@ export class ChangeListWriter implements ChangeSink {
   private readonly out: WriteStream;
   private pending = '';
 
+  /** A write error (a full disk), kept until the next call can throw it. */
+  private failure: Error | undefined;
+
   constructor(
     readonly path: string,
     ispId: string,
@@ -190,25 +202,30 @@ export class ChangeListWriter implements ChangeSink {
   ) {
     this.preparer = new Preparer(ispId, feedId, options);
     this.out = createWriteStream(path);
+    this.out.on('error', (err) => {
+      this.failure ??= err;
+    });
   }
 
   async write(change: SubscriberChange): Promise<void> {
+    this.throwIfFailed();
     const prepared = this.preparer.add(change);
     if (prepared) await this.append(prepared);
   }
 
   async close(): Promise<void> {
+    this.throwIfFailed();
     const rest = this.preparer.rest();
     if (rest) this.pending += frame(rest);
     this.out.end(this.pending);
     this.pending = '';
-    await once(this.out, 'finish');
+    await finished(this.out);
   }
 
   /** Stops writing and closes the file, whatever state it is in. */
   async abandon(): Promise<void> {
-    this.out.end();
-    await once(this.out, 'close').catch(() => {});
+    this.out.destroy();
+    await finished(this.out).catch(() => {});
   }
 
   private async append(prepared: PreparedWrite): Promise<void> {
@@ -217,6 +234,11 @@ export class ChangeListWriter implements ChangeSink {
     const text = this.pending;
     this.pending = '';
     if (!this.out.write(text)) await once(this.out, 'drain');
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 }
 

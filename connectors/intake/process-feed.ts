@@ -18,7 +18,7 @@ import type { IspConfig } from '../../config/load.js';
 import { commandTotals } from '../../mappings/subscriber-store.js';
 import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
-import { IspDataError } from '../../platform/errors.js';
+import { InternalError, IspDataError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { DiffCounts, Feed, FeedCounts, FeedLedger } from '../feed-ledger.js';
 import { applyChangeList } from './change-applier.js';
@@ -97,6 +97,14 @@ export async function processFeed(
     const rejectsFile =
       rejected > 0 ? await writeRejectsFile(deps, isp.id, feed, read.rejects) : undefined;
     const decision = decide(isp, counts, diff, options);
+    if (read.changeList === undefined && decision.kind !== 'apply') {
+      // The diff applied as it went because only "apply" looked possible: a contradiction here
+      // is a bug, and the feed must not be marked refused or held with its changes committed.
+      throw new InternalError(
+        'INTERNAL',
+        `feed ${feed.id} was applied while diffing but decided ${decision.kind}`,
+      );
+    }
     if (decision.kind === 'refuse') {
       decision.message = `${feed.name}: ${decision.message}`;
       await deps.ledger.markFailed(feed.id, { ...decision, counts });

@@ -24,7 +24,13 @@ import type { Feed } from '../feed-ledger.js';
 import { type ApplyOptions, ChangeApplier, ChangeListWriter } from './change-applier.js';
 import { type DiffSummary, diffFeed } from './diff-feed.js';
 import type { ProcessDeps, ProcessOptions } from './process-feed.js';
-import { NotInRefOrder, type ReadCounts, readFeed, readItems, rejectSorter } from './read-feed.js';
+import {
+  NotInRefOrderError,
+  type ReadCounts,
+  readFeed,
+  readItems,
+  rejectSorter,
+} from './read-feed.js';
 
 export const DEFAULT_BATCH_SIZE = 500;
 /** Fewer, larger commits: measured 65k rows/s at 2,000 rows a commit, 49k at 500. */
@@ -96,13 +102,18 @@ async function onePass(
     await writer.abandon();
     rejects.dispose();
     rmSync(join(scratchDir, 'one-pass'), { recursive: true, force: true });
-    if (err instanceof NotInRefOrder) {
+    if (err instanceof NotInRefOrderError) {
       deps.log.debug({ feedId: feed.id, line: err.line }, 'feed not in ref order, sorting it');
       return undefined;
     }
     throw err;
   }
-  await writer.close();
+  try {
+    await writer.close();
+  } catch (err) {
+    rejects.dispose();
+    throw err;
+  }
   crashPoint('feed-read');
   const readMs = Date.now() - started;
   const rejected = counts.records - counts.accepted;
@@ -137,19 +148,27 @@ async function sorted(
       try {
         diff = await diffFeed(deps.db, isp, feed, items, applier, onReject);
       } catch (err) {
-        await applier.close().catch(() => {});
+        await applier.abort();
         throw err;
       }
       await applier.close();
     } else {
       changeList = join(scratchDir, 'changes.ndjson');
       const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
-      diff = await diffFeed(deps.db, isp, feed, items, writer, onReject);
+      try {
+        diff = await diffFeed(deps.db, isp, feed, items, writer, onReject);
+      } catch (err) {
+        await writer.abandon();
+        throw err;
+      }
       await writer.close();
     }
     const diffMs = Date.now() - started - readMs;
     const way = changeList ? 'sorted' : 'sorted, applied while diffing';
     return { records, accepted, rejected, rejects, diff, changeList, way, readMs, diffMs };
+  } catch (err) {
+    rejects.dispose();
+    throw err;
   } finally {
     read.items.dispose();
   }

@@ -6,6 +6,7 @@
  */
 import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream';
 import type { IspConfig } from '../../config/load.js';
 import type { MappingReject } from '../../mappings/customer-record.js';
 import { compareFeedItems, type FeedItem } from '../../mappings/feed-diff.js';
@@ -31,7 +32,7 @@ export interface ReadResult {
 export interface ReadOptions {
   scratchDir: string;
   fileName: string;
-  /** Throw {@link NotInRefOrder} at the first item whose ref sorts before the one before. */
+  /** Throw {@link NotInRefOrderError} at the first item whose ref sorts before the one before. */
   requireRefOrder?: boolean;
   onProgress?: (progress: ReadProgress) => void;
   /** Called with each valid record as read (the dry run prints them). */
@@ -111,45 +112,52 @@ export async function* readItems(
   const format = formatFor(isp.intake.format);
   const counter = new HashingCounter();
   const totalBytes = statSync(path).size;
-  const input = createReadStream(path).pipe(counter);
+  // pipeline, not pipe: a read error reaches the reader, and stopping early closes the file.
+  const source = createReadStream(path);
+  const input = pipeline(source, counter, () => {});
   let previousRef: string | undefined;
   const inOrder = (ref: string, line: number) => {
-    if (previousRef !== undefined && ref < previousRef) throw new NotInRefOrder(line);
+    if (previousRef !== undefined && ref < previousRef) throw new NotInRefOrderError(line);
     previousRef = ref;
   };
 
-  for await (const item of format.read(input, isp.intake.format, {
+  const items = format.read(input, isp.intake.format, {
     fileName: options.fileName,
     wanted: mapper.wanted,
-  })) {
-    counts.records++;
-    if (counts.records % PROGRESS_EVERY === 0)
-      options.onProgress?.({ records: counts.records, bytesRead: counter.sizeBytes, totalBytes });
-    if (item.kind === 'reject') {
-      await rejects.push({
-        line: item.line,
-        field: item.field ?? null,
-        value: null,
-        reason: item.reason,
-        customerRef: null,
-      });
-      continue;
-    }
-    const result = mapper.map(item);
-    if (result.ok) {
-      counts.accepted++;
-      if (options.requireRefOrder) inOrder(result.record.customerRef, result.record.line);
-      const feedItem: FeedItem = { kind: 'record', record: result.record };
-      options.onRecord?.(feedItem);
-      yield feedItem;
-    } else {
-      await rejects.push(result.reject);
-      const { customerRef, line } = result.reject;
-      if (customerRef !== null) {
-        if (options.requireRefOrder) inOrder(customerRef, line);
-        yield { kind: 'protect', customerRef, line };
+  });
+  try {
+    for await (const item of items) {
+      counts.records++;
+      if (counts.records % PROGRESS_EVERY === 0)
+        options.onProgress?.({ records: counts.records, bytesRead: counter.sizeBytes, totalBytes });
+      if (item.kind === 'reject') {
+        await rejects.push({
+          line: item.line,
+          field: item.field ?? null,
+          value: null,
+          reason: item.reason,
+          customerRef: null,
+        });
+        continue;
+      }
+      const result = mapper.map(item);
+      if (result.ok) {
+        counts.accepted++;
+        if (options.requireRefOrder) inOrder(result.record.customerRef, result.record.line);
+        const feedItem: FeedItem = { kind: 'record', record: result.record };
+        options.onRecord?.(feedItem);
+        yield feedItem;
+      } else {
+        await rejects.push(result.reject);
+        const { customerRef, line } = result.reject;
+        if (customerRef !== null) {
+          if (options.requireRefOrder) inOrder(customerRef, line);
+          yield { kind: 'protect', customerRef, line };
+        }
       }
     }
+  } finally {
+    source.destroy();
   }
   options.onProgress?.({ records: counts.records, bytesRead: counter.sizeBytes, totalBytes });
 }
@@ -185,7 +193,7 @@ export async function readFeed(
  * the one before it. Most exports list customers in customer-number order, which lets the
  * intake read and diff in one pass, without sorting; this is how it learns that it cannot.
  */
-export class NotInRefOrder extends Error {
+export class NotInRefOrderError extends Error {
   constructor(readonly line: number) {
     super(`feed items are not in customer-ref order (line ${line})`);
   }
