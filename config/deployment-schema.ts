@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { port, secretString } from './fields.js';
+import { serverSchema } from './licensing-schema.js';
 
 /** A MySQL database name Relais may create: letters, digits and underscores only. */
 const databaseName = z
@@ -115,6 +116,7 @@ export const deploymentSchema = z
     paths: pathsSchema.prefault({}),
     signing: signingSchema.prefault({}),
     log: logSchema.prefault({}),
+    server: serverSchema.prefault({}),
     shutdownTimeoutMs: z
       .int()
       .min(100)

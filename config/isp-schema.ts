@@ -12,7 +12,9 @@ import { z } from 'zod';
 import { formatOptionsSchema } from '../connectors/formats/registry.js';
 import { pickupSchema } from '../connectors/transports/pickup.options.js';
 import { transportOptionsSchema } from '../connectors/transports/registry.js';
+import { deliverySchema } from './delivery-schema.js';
 import { moduleCode, regexSource, timeZone } from './fields.js';
+import { ispLicensingSchema } from './licensing-schema.js';
 
 export { isKnownTimeZone, moduleCode, timeZone } from './fields.js';
 
@@ -219,6 +221,8 @@ export const ispSchema = z
       .record(z.string().min(1), z.array(moduleCode).min(1))
       .default({})
       .describe('Offer code as the ISP writes it, mapped to the modules it entitles.'),
+    licensing: ispLicensingSchema.prefault({}),
+    delivery: deliverySchema.prefault({}),
   })
   .describe('One ISP: how its files arrive, what they mean, how it is billed.');
 

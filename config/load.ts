@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { TransportOptions } from '../connectors/transports/registry.js';
 import { ConfigError } from '../platform/errors.js';
+import { packageRoot } from '../platform/package-root.js';
 import { type DeploymentSettings, deploymentSchema } from './deployment-schema.js';
 import { ISP_ID_PATTERN, type IspSettings, ispSchema } from './isp-schema.js';
 import {
@@ -28,6 +29,7 @@ export interface Deployment extends DeploymentSettings {
   readonly http: DeploymentSettings['http'] & { publicUrl: string };
   readonly paths: DeploymentSettings['paths'];
   readonly signing: { keysDir: string };
+  readonly server: DeploymentSettings['server'] & { url: string; installersDir: string };
 }
 
 /** One ISP's settings plus what the file name and deployment decide. */
@@ -73,15 +75,21 @@ function readText(file: string, cwd: string): { text?: string; problem?: ConfigP
 function resolveDeployment(settings: DeploymentSettings, configFile: string): Deployment {
   const base = dirname(configFile);
   const dataDir = resolve(base, settings.paths.dataDir);
+  const publicUrl = settings.http.publicUrl ?? `http://${settings.http.host}:${settings.http.port}`;
   return {
     ...settings,
     configFile,
-    http: {
-      ...settings.http,
-      publicUrl: settings.http.publicUrl ?? `http://${settings.http.host}:${settings.http.port}`,
-    },
+    http: { ...settings.http, publicUrl },
     paths: { dataDir, ispConfigDir: resolve(base, settings.paths.ispConfigDir) },
     signing: { keysDir: resolve(base, settings.signing.keysDir ?? join(dataDir, 'keys')) },
+    server: {
+      ...settings.server,
+      url: (settings.server.url ?? publicUrl).replace(/\/+$/, ''),
+      installersDir: resolve(
+        base,
+        settings.server.installersDir ?? join(packageRoot(), 'installers'),
+      ),
+    },
   };
 }
 

@@ -183,6 +183,147 @@ export const ERROR_CODES = {
     meaning: 'A local file operation on an inbox, staging or outbox folder failed.',
     action: 'Check that the folder exists and that the Relais user may read and write it.',
   },
+  PROVISIONING_UNAUTHORIZED: {
+    httpStatus: 401,
+    meaning: 'The provisioning request carries no valid ISP credential.',
+    action: 'Send `Authorization: Bearer <token>` with the ISP token of `licensing.apiToken`.',
+  },
+  PROVISIONING_INVALID: {
+    httpStatus: 400,
+    meaning:
+      'The provisioning body breaks the strict schema (an unknown or free-text field, a bad id, module or date); nothing in it was applied.',
+    action: 'Read the path in the message (for example commands[3].email) and fix the sender.',
+  },
+  PROVISIONING_KEY_CONFLICT: {
+    httpStatus: 409,
+    meaning: 'An idempotency key was sent again with a different command body.',
+    action: 'A key names one command forever: look for a sender that reuses keys.',
+  },
+  PROVISIONING_OUT_OF_ORDER: {
+    httpStatus: 409,
+    meaning:
+      "A subscriber's command arrived before an earlier version of the same subscriber; it was held back.",
+    action: 'Nothing: the worker sends it again after the earlier command, with backoff.',
+  },
+  PROVISIONING_STALE_VERSION: {
+    httpStatus: 409,
+    meaning: 'A command carries a version older than the one already applied for its subscriber.',
+    action: 'Check the connector state of this subscriber; the newer state was kept.',
+  },
+  PROVISIONING_REJECTED: {
+    httpStatus: 422,
+    meaning:
+      'The server refused a command for good (see the per-command code); the connector recorded it.',
+    action: 'Read `relais provisioning rejections` for the subscriber and the reason.',
+  },
+  SUBSCRIBER_NOT_FOUND: {
+    httpStatus: 404,
+    meaning: 'No subscriber with this id belongs to the calling ISP.',
+    action: 'Check the subscriber id; an ISP only sees its own subscribers.',
+  },
+  SUBSCRIBER_EXISTS: {
+    httpStatus: 409,
+    meaning: 'A subscribe names a subscriber id that already has a subscription.',
+    action: 'Send a change, suspend, resume or cancel for an existing subscriber instead.',
+  },
+  SUBSCRIBER_ERASED: {
+    httpStatus: 410,
+    meaning: "The subscriber was erased at the ISP's request; nothing more can be done with it.",
+    action: 'Nothing: a customer who comes back gets a new subscriber id.',
+  },
+  LICENCE_NOT_FOUND: {
+    httpStatus: 404,
+    meaning: 'No licence with this id, or the device presenting it is not bound to it.',
+    action: 'Activate again with the activation key.',
+  },
+  KEY_ALREADY_ACTIVATED: {
+    httpStatus: 409,
+    meaning: 'A new key was asked for a licence already activated on a device.',
+    action: 'Free the device first, or give the customer the key already delivered.',
+  },
+  ACTIVATION_KEY_INVALID: {
+    httpStatus: 404,
+    meaning: 'The activation key is unknown or mistyped (the answer is the same for both).',
+    action:
+      'Check the key as printed in the e-mail or letter; the check character catches most typos.',
+  },
+  ACTIVATION_KEY_MALFORMED: {
+    httpStatus: 400,
+    meaning:
+      'The text is not shaped like an activation key (length, characters or check character).',
+    action: 'Type the key again: it has 25 characters in 5 groups, letters and digits only.',
+  },
+  ACTIVATION_SUSPENDED: {
+    httpStatus: 403,
+    meaning: 'The subscription is suspended by the ISP; the licence works again when resumed.',
+    action: 'The customer should contact the ISP about the account.',
+  },
+  ACTIVATION_CANCELLED: {
+    httpStatus: 403,
+    meaning: 'The subscription was cancelled or its licence revoked or expired.',
+    action: 'The customer should subscribe again through the ISP.',
+  },
+  ACTIVATION_SEAT_LIMIT: {
+    httpStatus: 409,
+    meaning: 'Every device seat of the licence is taken.',
+    action: 'Free a device (`DELETE /v1/licences/:id/devices/:device`) or use one already bound.',
+  },
+  DEVICE_TRANSFER_LIMIT: {
+    httpStatus: 429,
+    meaning: 'The licence has used its device transfers for this month.',
+    action: 'Wait for next month, or ask support; the cap stops activate/deactivate cycling.',
+  },
+  DEVICE_NOT_FOUND: {
+    httpStatus: 404,
+    meaning: 'No active device with this id is bound to the licence.',
+    action: 'List the devices in the current licence document and use one of their ids.',
+  },
+  RATE_LIMITED: {
+    httpStatus: 429,
+    meaning: 'Too many requests from this address or for this key prefix; see Retry-After.',
+    action: 'Wait the number of seconds in Retry-After before trying again.',
+  },
+  ACTIVATION_LOCKED: {
+    httpStatus: 429,
+    meaning:
+      'Too many failed activation attempts; further attempts are refused for a growing delay.',
+    action: 'Wait the number of seconds in Retry-After, then type the key carefully.',
+  },
+  DOWNLOAD_LINK_INVALID: {
+    httpStatus: 403,
+    meaning: 'The download link is expired, tampered with or replaced by a newer one.',
+    action: 'Ask the ISP for a new link (it can re-issue one).',
+  },
+  DOWNLOAD_MODULE_UNAVAILABLE: {
+    httpStatus: 404,
+    meaning: 'The link does not cover this module, or its installer is missing on the server.',
+    action: 'Use a module listed by the link; an operator checks the installers folder.',
+  },
+  DELIVERY_FAILED: {
+    httpStatus: 502,
+    meaning: "A key could not be handed to the ISP's SMTP relay or written to its outbox.",
+    action: 'Nothing is lost: delivery is retried with backoff; check the relay or the folder.',
+  },
+  DELIVERY_TEMPLATE_INVALID: {
+    httpStatus: 500,
+    meaning: 'An e-mail template of the ISP is missing or uses an unknown placeholder.',
+    action: 'Fix the template named in the message and run `relais config check`.',
+  },
+  LICENSING_SERVER_UNAVAILABLE: {
+    httpStatus: 503,
+    meaning: 'The subscription server did not answer or answered 5xx.',
+    action: 'Nothing: provisioning is retried with backoff; check the server if it lasts.',
+  },
+  PERIOD_INVALID: {
+    httpStatus: 400,
+    meaning: 'The period is not a YYYY-MM month, or it has not ended yet in the ISP time zone.',
+    action: 'Give a past month such as 2026-11.',
+  },
+  SECRET_UNREADABLE: {
+    httpStatus: 500,
+    meaning: 'A signing key or secret in the keys folder exists but cannot be read or parsed.',
+    action: 'Restore the file from backup; never delete it, or issued keys and documents break.',
+  },
   HTTP_NOT_FOUND: {
     httpStatus: 404,
     meaning: 'No route answers this method and path.',

@@ -19,6 +19,8 @@ export const ID_PREFIXES = {
   inv: 'invoice',
   rec: 'reconciliation run',
   dlv: 'delivery',
+  dev: 'device',
+  rcp: 'erasure receipt',
 } as const;
 
 export type IdPrefix = keyof typeof ID_PREFIXES;
