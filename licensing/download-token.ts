@@ -56,3 +56,8 @@ export function readDownloadToken(secret: Buffer, token: string, nowS: number): 
   if (claims.expiresAt <= nowS) return { ok: false, reason: 'expired' };
   return { ok: true, claims };
 }
+
+/** The public URL of a download link. */
+export function downloadUrl(serverUrl: string, token: string): string {
+  return `${serverUrl}/v1/downloads/${token}`;
+}
