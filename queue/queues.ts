@@ -6,7 +6,11 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-export const QUEUE_NAMES = { feeds: 'feeds', provisioning: 'provisioning' } as const;
+export const QUEUE_NAMES = {
+  feeds: 'feeds',
+  provisioning: 'provisioning',
+  delivery: 'delivery',
+} as const;
 
 export interface PollIspJob {
   ispId: string;
@@ -24,10 +28,17 @@ export interface ProvisionBatchJob {
   batchId: number;
 }
 
+/** Hand the keys of one sent provisioning batch to the customers (e-mail or return file). */
+export interface DeliverBatchJob {
+  ispId: string;
+  batchId: number;
+}
+
 export const JOB_NAMES = {
   pollIsp: 'poll-isp',
   ingestIsp: 'ingest-isp',
   provisionBatch: 'provision-batch',
+  deliverBatch: 'deliver-batch',
 } as const;
 
 /**
@@ -67,9 +78,14 @@ export function batchJobId(batchId: number): string {
   return `batch-${batchId}`;
 }
 
+export function deliveryJobId(batchId: number): string {
+  return `delivery-${batchId}`;
+}
+
 export interface Queues {
   feeds: Queue<PollIspJob | IngestIspJob>;
   provisioning: Queue<ProvisionBatchJob>;
+  delivery: Queue<DeliverBatchJob>;
   close(): Promise<void>;
 }
 
@@ -78,11 +94,13 @@ export function openQueues(connection: Redis, prefix: string): Queues {
   const options = { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS };
   const feeds = new Queue<PollIspJob | IngestIspJob>(QUEUE_NAMES.feeds, options);
   const provisioning = new Queue<ProvisionBatchJob>(QUEUE_NAMES.provisioning, options);
+  const delivery = new Queue<DeliverBatchJob>(QUEUE_NAMES.delivery, options);
   return {
     feeds,
     provisioning,
+    delivery,
     async close() {
-      await Promise.all([feeds.close(), provisioning.close()]);
+      await Promise.all([feeds.close(), provisioning.close(), delivery.close()]);
     },
   };
 }
