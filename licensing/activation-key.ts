@@ -5,8 +5,9 @@
  * characters (120 bits) and a check character. Crockford's alphabet has no I, L, O or U, and a
  * reader folds look-alikes (I and L read as 1, O as 0), ignores case, spaces and dashes, so a key
  * read over the phone or typed from a letter survives. The check character is Luhn mod 32 over
- * the 24 others: it catches every single wrong character and every swap of two neighbours, so
- * the client can refuse a typo before calling the server (the server checks it again).
+ * the 24 others: it catches every single wrong character and every swap of two neighbours but
+ * one (0 and Z, as plain Luhn misses 09 and 90), so the client can refuse a typo before calling
+ * the server (the server checks it again).
  *
  * The server never stores a key: only HMAC-SHA256(key hash secret, canonical key), which is
  * what a lookup compares. The canonical form is the 25 characters, upper case, no dashes.
