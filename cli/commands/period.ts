@@ -1,0 +1,63 @@
+/**
+ * `relais period renew --isp ID --period YYYY-MM`: closes a period by hand, as the renewal
+ * schedule does after midnight on the 1st. Safe to run again: a closed period is a no-op and a
+ * close that was interrupted carries on where it stopped.
+ */
+import type { Command } from 'commander';
+import type { LicensingDeps } from '../../licensing/context.js';
+import { openKeystore } from '../../licensing/keystore.js';
+import { PERIOD_PATTERN } from '../../licensing/periods.js';
+import { renewPeriod } from '../../licensing/renewal.js';
+import { withServices } from '../command-context.js';
+import { EXIT_USAGE, ExitRequest } from '../exit.js';
+import { configOption, out } from '../output.js';
+import { progressBar } from '../progress.js';
+import type { Services } from '../services.js';
+
+/** The licensing services of a command: the licensing database and the deployment keys. */
+function licensingDepsOf(services: Services): LicensingDeps {
+  return {
+    config: services.config,
+    db: services.licensingDb,
+    redis: services.redis,
+    keystore: openKeystore(services.config.deployment.signing.keysDir),
+    log: services.log,
+    metrics: services.metrics,
+    now: () => new Date(),
+  };
+}
+
+export function registerPeriodCommand(program: Command): void {
+  const period = program.command('period').description('close periods: renew or lapse licences');
+
+  configOption(period.command('renew'))
+    .description(
+      'close a past period of an ISP: renew active licences, hold suspended ones, lapse cancelled ones',
+    )
+    .requiredOption('--isp <id>', 'ISP id')
+    .requiredOption('--period <YYYY-MM>', 'the month to close, in the ISP time zone')
+    .action(async (options: { config?: string; isp: string; period: string }) => {
+      if (!PERIOD_PATTERN.test(options.period)) {
+        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
+        throw new ExitRequest(EXIT_USAGE);
+      }
+      await withServices(options.config, async (services) => {
+        const deps = licensingDepsOf(services);
+        const bar = progressBar(true);
+        let result: Awaited<ReturnType<typeof renewPeriod>>;
+        try {
+          result = await renewPeriod(deps, options.isp, options.period, {
+            onProgress: (p) => bar.update(p.scanned, p.total, `closing ${p.period}`),
+          });
+        } finally {
+          bar.stop();
+        }
+        const counts = `${result.renewed} renewed, ${result.held} held, ${result.lapsed} lapsed`;
+        out(
+          result.alreadyClosed
+            ? `${options.isp} ${options.period} was already closed (${counts}); nothing changed`
+            : `${options.isp} ${options.period} closed: ${counts}`,
+        );
+      });
+    });
+}
