@@ -16,11 +16,19 @@
  *
  * Run: npm run bench:intake -- [--customers N] [--quick] [--formats csv,xml] [--runs R]
  *      [--cpu-prof DIR] [--data-dir DIR (generated files are kept there and reused)] [--feeds-only]
+ *      [--delivery email (the ISPs deliver keys by e-mail: subscribes seal and store addresses)]
  */
 
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,6 +70,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'data-dir': { type: 'string' },
     'feeds-only': { type: 'boolean', default: false },
+    delivery: { type: 'string', default: 'return-file' },
   },
 });
 const customers = args.quick ? QUICK_CUSTOMERS : Number(args.customers ?? 1_000_000);
@@ -83,6 +92,14 @@ function writeConfig(root: string): RelaisConfig {
   writeFileSync(join(root, 'relais.yaml'), stringify(deployment));
   for (const isp of Object.values(ISP_OF)) {
     copyFileSync(join('config', 'isps', `${isp}.yaml`), join(root, 'isps', `${isp}.yaml`));
+    // E-mail delivery makes every subscribe seal and write its address (nothing is sent here).
+    if (args.delivery === 'email') {
+      const mail = { smtp: { host: '127.0.0.1' }, from: 'Bench <bench@example.org>' };
+      appendFileSync(
+        join(root, 'isps', `${isp}.yaml`),
+        stringify({ delivery: { mode: 'email', email: mail } }),
+      );
+    }
   }
   return loadConfigOrThrow({ file: join(root, 'relais.yaml'), env: {} });
 }

@@ -28,4 +28,14 @@ describe('the connector vault', () => {
     expect(() => other.open(sealed, 'email:sub_1')).toThrow('sealed value does not open');
     expect(() => vault.open(Buffer.from('x'), 'email:sub_1')).toThrow('unknown form');
   });
+
+  it('never repeats an IV, across refills of its random pool', () => {
+    const ivs = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const sealed = vault.seal('jeanne@example.fr', 'email:sub_1');
+      ivs.add(sealed.subarray(1, 13).toString('hex'));
+      if (i % 500 === 0) expect(vault.open(sealed, 'email:sub_1')).toBe('jeanne@example.fr');
+    }
+    expect(ivs.size).toBe(2_000);
+  });
 });

@@ -8,7 +8,7 @@
  * `context` (e.g. `email:<subscriberId>`) is bound as associated data, so a sealed value
  * copied to another row or purpose fails to open.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, InternalError } from '../platform/errors.js';
@@ -49,11 +49,29 @@ function vaultKey(keysDir: string): Buffer {
   return key;
 }
 
+/**
+ * IVs drawn from the CSPRNG 4 KiB at a time: one call per seal was most of a seal's cost
+ * (about 10 µs of 15), which the intake pays once per new subscriber of an e-mail ISP.
+ */
+const ivPool = Buffer.alloc(4080);
+let ivOffset = ivPool.length;
+
+/** A fresh IV; a view into the pool, so use it before the next call (seal is synchronous). */
+function freshIv(): Buffer {
+  if (ivOffset + IV_BYTES > ivPool.length) {
+    randomFillSync(ivPool);
+    ivOffset = 0;
+  }
+  const iv = ivPool.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
+}
+
 export function openVault(keysDir: string): Vault {
   const key = vaultKey(keysDir);
   return {
     seal(plain, context) {
-      const iv = randomBytes(IV_BYTES);
+      const iv = freshIv();
       const cipher = createCipheriv('aes-256-gcm', key, iv);
       cipher.setAAD(Buffer.from(context, 'utf8'));
       const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);

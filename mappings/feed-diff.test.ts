@@ -310,11 +310,56 @@ describe('diffSnapshot, one customer', () => {
     expect(commands).toHaveLength(2);
     for (const command of commands) {
       expect(Object.keys(command).sort()).toEqual(
-        ['effectiveAt', 'key', 'kind', 'modules', 'status', 'subscriberId', 'version'].sort(),
+        [
+          'effectiveAt',
+          'key',
+          'kind',
+          'modules',
+          'offer',
+          'status',
+          'subscriberId',
+          'version',
+        ].sort(),
       );
       expect(command.key).toBe(`${command.subscriberId}:v${command.version}`);
     }
     expect(JSON.stringify(commands)).not.toMatch(/REF-SECRET|someone|example\.org/);
+  });
+
+  it('carries the offer on every command, and none when the subscriber has none', async () => {
+    const events = await snapshot(
+      [
+        item(record('A', { offer: 'FAMILY', modules: ['antivirus', 'firewall'] })),
+        item(record('B', { offer: null, modules: ['backup'] })),
+        item(record('C', { status: 'suspended' })),
+      ],
+      [stored('C', { offer: 'BASIC' }), stored('D', { offer: 'OLD_PLAN' })],
+    );
+    const offers = changesOf(events).map((c) => [c.commands[0]?.kind, c.commands[0]?.offer]);
+    expect(offers).toEqual([
+      ['subscribe', 'FAMILY'],
+      ['subscribe', undefined],
+      ['suspend', 'BASIC'],
+      ['cancel', 'OLD_PLAN'],
+    ]);
+  });
+
+  it("keeps a subscribe's e-mail and language with its change, and nothing on other changes", async () => {
+    const events = await snapshot(
+      [
+        item(record('A', { email: 'a@example.org', language: 'nl' })),
+        item(record('B', { email: 'b@example.org', language: null })),
+        item(record('C', { status: 'suspended', email: 'c@example.org' })),
+        item(record('R', { email: 'back@example.org', language: 'fr' })),
+      ],
+      [stored('C'), stored('R', { status: 'cancelled' })],
+    );
+    expect(changesOf(events).map((c) => [c.customerRef, c.contact])).toEqual([
+      ['A', { email: 'a@example.org', language: 'nl' }],
+      ['B', { email: 'b@example.org', language: null }],
+      ['C', undefined],
+      ['R', { email: 'back@example.org', language: 'fr' }],
+    ]);
   });
 });
 
@@ -432,6 +477,29 @@ function deltaGroup(ref: string, ops: Op[]): RefGroup {
 describe('diffDeltaGroup', () => {
   const AV = ['antivirus'];
   const AV_BK = ['antivirus', 'backup'];
+
+  it('takes the contact of the last subscribe of a re-subscribed customer', () => {
+    const records = [
+      record('C-1', { line: 2, operation: 'subscribe', effectiveAt: day(1), email: 'old@x.org' }),
+      record('C-1', { line: 3, operation: 'cancel', effectiveAt: day(2), email: 'mid@x.org' }),
+      record('C-1', { line: 4, operation: 'subscribe', effectiveAt: day(3), email: 'new@x.org' }),
+    ];
+    const group = { customerRef: 'C-1', items: records.map(item) };
+    const outcome = diffDeltaGroup(group, undefined, context());
+    expect(kindsOf(outcome.change)).toEqual(['subscribe', 'cancel', 'subscribe']);
+    expect(outcome.change?.contact).toEqual({ email: 'new@x.org', language: null });
+    expect(outcome.change?.commands.map((c) => c.offer)).toEqual(['BASIC', 'BASIC', 'BASIC']);
+  });
+
+  it('keeps no contact for a change that does not subscribe', () => {
+    const outcome = diffDeltaGroup(
+      deltaGroup('C-1', [['change', 1, AV_BK]]),
+      stored('C-1'),
+      context(),
+    );
+    expect(kindsOf(outcome.change)).toEqual(['change']);
+    expect(outcome.change?.contact).toBeUndefined();
+  });
 
   it.each<DeltaCase>([
     { name: 'subscribes an unknown customer', ops: [['subscribe', 1]], kinds: ['subscribe'] },

@@ -26,7 +26,7 @@ import type { DeltaOperation, SubscriptionStatus } from '../config/isp-schema.js
 import { InternalError } from '../platform/errors.js';
 import type { CustomerRecord, MappingReject } from './customer-record.js';
 import { type CommandKind, commandKey, type ProvisioningCommand } from './provisioning-command.js';
-import type { StoredSubscriber, SubscriberChange } from './subscriber-store.js';
+import type { StoredSubscriber, SubscriberChange, SubscriberContact } from './subscriber-store.js';
 
 /** One sorted item of a feed: a valid record, or a rejected row whose ref was readable. */
 export type FeedItem =
@@ -126,6 +126,7 @@ class ChangeBuilder {
   private version: number;
   private effectiveAt: Date | null = null;
   private id: string | undefined;
+  private contact: SubscriberContact | undefined;
 
   constructor(
     private readonly customerRef: string,
@@ -147,7 +148,8 @@ class ChangeBuilder {
     return this.state;
   }
 
-  add(kind: CommandKind, next: State, effectiveAt: Date): void {
+  /** `record` is the one the command comes from; a subscribe takes its contact fields. */
+  add(kind: CommandKind, next: State, effectiveAt: Date, record?: CustomerRecord): void {
     this.version++;
     this.state = next;
     this.effectiveAt = effectiveAt;
@@ -159,7 +161,12 @@ class ChangeBuilder {
       status: next.status,
       effectiveAt: isoOf(effectiveAt),
       version: this.version,
+      offer: next.offer ?? undefined,
     });
+    // The last subscribe of the feed wins: its address is the one the new key goes to.
+    if (kind === 'subscribe' && record) {
+      this.contact = { email: record.email, language: record.language };
+    }
   }
 
   build(): SubscriberChange | undefined {
@@ -174,6 +181,7 @@ class ChangeBuilder {
       effectiveAt: this.effectiveAt,
       version: this.version,
       commands: this.commands,
+      contact: this.contact,
     };
   }
 }
@@ -230,6 +238,7 @@ export function diffSnapshotGroup(
     kind,
     { status: record.status, modules, offer: record.offer },
     record.effectiveAt ?? ctx.receivedAt,
+    record,
   );
   return { change: builder.build(), rejects: [] };
 }
@@ -412,7 +421,7 @@ export function diffDeltaGroup(
         customerRef: record.customerRef,
       });
     } else if ('kind' in step) {
-      builder.add(step.kind, step.next, effectiveAt);
+      builder.add(step.kind, step.next, effectiveAt, record);
     }
   }
   return { change: builder.build(), rejects };

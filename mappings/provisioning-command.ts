@@ -28,6 +28,23 @@ export interface ProvisioningCommand {
    * applies a subscriber's commands in version order and holds back one that arrives early.
    */
   version: number;
+  /**
+   * The subscriber's offer code, so the server can apply the ISP's per-offer device limit.
+   * Absent when the subscriber has none, or when its code does not fit {@link OFFER_CODE}.
+   */
+  offer?: string;
+}
+
+/**
+ * Offer codes the provisioning protocol carries (the wire schema's pattern). An ISP's offer
+ * codes are free keys of its config; one outside this shape is left out of its commands, so
+ * the server falls back to the ISP's device limit rather than refuse the whole batch.
+ */
+export const OFFER_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** The offer codes of `offers` that commands cannot carry (see {@link OFFER_CODE}). */
+export function offersNotSent(offers: Iterable<string>): string[] {
+  return [...offers].filter((offer) => !OFFER_CODE.test(offer));
 }
 
 export function commandKey(subscriberId: string, version: number): string {
@@ -38,16 +55,30 @@ export function commandKey(subscriberId: string, version: number): string {
  * The stored form of a batch of commands (the outbox's `commands` column): a first load of a
  * million customers writes a million commands, and the readable form (field names and keys
  * spelled out, module lists repeated) was most of what the database had to write. Module lists
- * are kept once per batch and referred to by index; the key is rebuilt from id and version.
+ * and offer codes are kept once per batch and referred to by index; the key is rebuilt from id
+ * and version.
+ *
+ * Form 2 added the offers (`o`, and a 7th tuple element, left out when a command has no offer).
+ * Rows of form 1 are still read, as commands without an offer. A new form gets a new number
+ * rather than optional fields, so that an older process meeting one refuses it loudly instead
+ * of sending commands that silently lost their offer.
  */
 interface StoredBatch {
   /** Format version of this encoding. */
-  v: 1;
+  v: 1 | 2;
   /** Distinct module lists of the batch, each joined with commas. */
   m: string[];
-  /** [subscriberId, version, kind, status, effectiveAt (ISO 8601 UTC), index into `m`] */
-  c: [string, number, CommandKind, SubscriptionStatus, string, number][];
+  /** Distinct offer codes of the batch (form 2). */
+  o?: string[];
+  /**
+   * [subscriberId, version, kind, status, effectiveAt (ISO 8601 UTC), index into `m`,
+   * index into `o` (form 2, when the command has an offer)]
+   */
+  c: [string, number, CommandKind, SubscriptionStatus, string, number, number?][];
 }
+
+/** Index of an offer the batch leaves out. */
+const NOT_SENT = -1;
 
 /**
  * Builds the stored form of one batch command by command, so that a batch being filled holds
@@ -56,6 +87,9 @@ interface StoredBatch {
  */
 export class CommandBatchEncoder {
   private readonly moduleLists = new Map<string, number>();
+  /** Offer code to its index in `o`, or {@link NOT_SENT} for a code the wire refuses. */
+  private readonly offers = new Map<string, number>();
+  private offerCount = 0;
   private readonly encoded: string[] = [];
 
   get size(): number {
@@ -69,17 +103,29 @@ export class CommandBatchEncoder {
       index = this.moduleLists.size;
       this.moduleLists.set(joined, index);
     }
-    const { subscriberId, version, kind, status, effectiveAt } = command;
+    const { subscriberId, version, kind, status, effectiveAt, offer } = command;
+    const offerIndex = offer === undefined ? NOT_SENT : this.offerIndex(offer);
+    const tail = offerIndex === NOT_SENT ? '' : `,${offerIndex}`;
     // Kind, status and time are ours (enums, ISO 8601): only the id goes through JSON quoting.
     this.encoded.push(
-      `[${JSON.stringify(subscriberId)},${Number(version)},"${kind}","${status}","${effectiveAt}",${index}]`,
+      `[${JSON.stringify(subscriberId)},${Number(version)},"${kind}","${status}","${effectiveAt}",${index}${tail}]`,
     );
   }
 
-  /** The batch's stored text: `{"v":1,"m":[...],"c":[...]}`. */
+  /** The batch's stored text: `{"v":2,"m":[...],"o":[...],"c":[...]}`. */
   finish(): string {
     const m = JSON.stringify([...this.moduleLists.keys()]);
-    return `{"v":1,"m":${m},"c":[${this.encoded.join(',')}]}`;
+    const o = JSON.stringify([...this.offers].filter(([, i]) => i !== NOT_SENT).map(([k]) => k));
+    return `{"v":2,"m":${m},"o":${o},"c":[${this.encoded.join(',')}]}`;
+  }
+
+  private offerIndex(offer: string): number {
+    let index = this.offers.get(offer);
+    if (index === undefined) {
+      index = OFFER_CODE.test(offer) ? this.offerCount++ : NOT_SENT;
+      this.offers.set(offer, index);
+    }
+    return index;
   }
 }
 
@@ -92,15 +138,16 @@ export function encodeCommands(commands: readonly ProvisioningCommand[]): string
 /** The commands of a stored batch; throws on a form it cannot read rather than guess. */
 export function decodeCommands(text: string): ProvisioningCommand[] {
   const stored = JSON.parse(text) as StoredBatch;
-  if (stored.v !== 1)
+  if (stored.v !== 1 && stored.v !== 2)
     throw new InternalError('INTERNAL', `stored batch of unknown form v${stored.v}`);
   const moduleLists = stored.m.map((joined) => (joined === '' ? [] : joined.split(',')));
-  return stored.c.map(([subscriberId, version, kind, status, effectiveAt, index]) => {
+  const offers = stored.v === 2 ? (stored.o ?? []) : [];
+  return stored.c.map(([subscriberId, version, kind, status, effectiveAt, index, offerIndex]) => {
     const modules = moduleLists[index];
     // A lost module list must not read as "no modules": that would revoke the subscription.
     if (modules === undefined)
       throw new InternalError('INTERNAL', 'stored batch refers to a missing module list');
-    return {
+    const command: ProvisioningCommand = {
       key: commandKey(subscriberId, version),
       kind,
       subscriberId,
@@ -109,5 +156,12 @@ export function decodeCommands(text: string): ProvisioningCommand[] {
       effectiveAt,
       version,
     };
+    if (offerIndex !== undefined && stored.v === 2) {
+      const offer = offers[offerIndex];
+      if (offer === undefined)
+        throw new InternalError('INTERNAL', 'stored batch refers to a missing offer');
+      command.offer = offer;
+    }
+    return command;
   });
 }

@@ -21,6 +21,16 @@ export interface StoredSubscriber {
   effectiveAt: Date | null;
 }
 
+/**
+ * How to reach a subscriber with their key, as the feed gave it with their subscribe. Plain
+ * text held in memory only: it is sealed when rendered into the write, and kept only for ISPs
+ * whose keys go out by e-mail.
+ */
+export interface SubscriberContact {
+  email: string | null;
+  language: string | null;
+}
+
 /** The new state of one subscriber after a feed, with the commands that announce it. */
 export interface SubscriberChange {
   customerRef: string;
@@ -32,6 +42,8 @@ export interface SubscriberChange {
   effectiveAt: Date | null;
   version: number;
   commands: ProvisioningCommand[];
+  /** Set when the change subscribes (or re-subscribes): the record's contact fields. */
+  contact?: SubscriberContact;
 }
 
 interface SubscriberRow {

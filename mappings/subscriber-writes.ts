@@ -6,8 +6,12 @@
  * The statements are built by hand rather than through the query builder: at a million rows
  * its per-value compiling and escaping cost more than the database's own work. Every value is
  * escaped (by mysql2, or by `sqlText` for long JSON texts), checked to need no escaping (our
- * ids, plain refs), or a number or a date. Rendering each change as it arrives keeps only a
- * short string per change in memory.
+ * ids, plain refs), a number, a date or sealed bytes (a hex literal). Rendering each change as
+ * it arrives keeps only a short string per change in memory.
+ *
+ * For an ISP whose keys go out by e-mail, a subscribe also upserts the subscriber's `contacts`
+ * row (address sealed by the caller's `sealEmail`, language), in the same statements as the
+ * subscribe: a crash never keeps one without the other. For other ISPs no address is written.
  */
 import type { Knex } from 'knex';
 import mysql from 'mysql2';
@@ -17,7 +21,13 @@ import {
   type CommandKind,
   type ProvisioningCommand,
 } from './provisioning-command.js';
-import type { SubscriberChange } from './subscriber-store.js';
+import type { SubscriberChange, SubscriberContact } from './subscriber-store.js';
+
+/**
+ * Seals a subscriber's e-mail address for the `contacts` table (the connector vault, bound to
+ * the subscriber id). Passed in because `mappings/` does not reach the vault in `connectors/`.
+ */
+export type SealEmail = (subscriberId: string, address: string) => Buffer;
 
 /** Literals of recent dates: effective dates repeat (most are midnights) across a feed. */
 const dateLiterals = new Map<number, string>();
@@ -94,6 +104,12 @@ const UPSERT_HEAD =
 /** `created_at` and `subscriber_id` of a known subscriber are never touched. */
 const UPSERT_TAIL =
   ' ON DUPLICATE KEY UPDATE status = VALUES(status), offer = VALUES(offer), modules = VALUES(modules), effective_at = VALUES(effective_at), version = VALUES(version), last_feed_id = VALUES(last_feed_id), updated_at = VALUES(updated_at)';
+/** A re-subscribe replaces the address and language of the earlier subscribe. */
+const CONTACTS_HEAD =
+  'INSERT INTO contacts (subscriber_id, isp_id, email, language, created_at) VALUES ';
+const CONTACTS_TAIL =
+  ' ON DUPLICATE KEY UPDATE email = VALUES(email), language = VALUES(language), created_at = VALUES(created_at)';
+const LANGUAGE_SHAPE = /^[a-z]{2}$/;
 const OUTBOX_HEAD =
   'INSERT INTO provisioning_batches (isp_id, feed_id, command_count, subscribes, changes, suspends, resumes, cancels, commands, state, created_at) VALUES ';
 
@@ -152,6 +168,7 @@ export class WriteBuilder {
   private readonly feed: string;
   private readonly rows: string[] = [];
   private readonly outboxRows: string[] = [];
+  private readonly contactRows: string[] = [];
   private outbox = new OutboxRow();
   private inBatch = 0;
 
@@ -159,6 +176,8 @@ export class WriteBuilder {
     ispId: string,
     feedId: string,
     private readonly changesPerBatch: number,
+    /** Given only for an ISP that delivers keys by e-mail: the contacts are written then. */
+    private readonly sealEmail?: SealEmail,
   ) {
     this.isp = mysql.escape(ispId);
     this.feed = mysql.escape(feedId);
@@ -176,6 +195,7 @@ export class WriteBuilder {
         `${effective},${Number(c.version)},${this.feed},${NOW_SQL},${NOW_SQL})`,
     );
     for (const command of c.commands) this.outbox.add(command);
+    if (this.sealEmail && c.contact) this.addContact(c.subscriberId, c.contact, this.sealEmail);
     if (++this.inBatch === this.changesPerBatch) this.closeBatch();
   }
 
@@ -184,7 +204,21 @@ export class WriteBuilder {
     if (this.rows.length === 0) return { statements: [], changes: 0, batches: 0 };
     const statements = [UPSERT_HEAD + this.rows.join(',') + UPSERT_TAIL];
     if (this.outboxRows.length > 0) statements.push(OUTBOX_HEAD + this.outboxRows.join(','));
+    if (this.contactRows.length > 0) {
+      statements.push(CONTACTS_HEAD + this.contactRows.join(',') + CONTACTS_TAIL);
+    }
     return { statements, changes: this.rows.length, batches: this.outboxRows.length };
+  }
+
+  private addContact(subscriberId: string, contact: SubscriberContact, seal: SealEmail): void {
+    const email =
+      contact.email === null ? 'NULL' : `X'${seal(subscriberId, contact.email).toString('hex')}'`;
+    // The mapper admits two lowercase letters only; checked again since it is written as is.
+    const { language } = contact;
+    if (language !== null && !LANGUAGE_SHAPE.test(language))
+      throw new InternalError('INTERNAL', 'a contact language is not a language code');
+    const lang = language === null ? 'NULL' : `'${language}'`;
+    this.contactRows.push(`(${idLiteral(subscriberId)},${this.isp},${email},${lang},${NOW_SQL})`);
   }
 
   private closeBatch(): void {
@@ -200,8 +234,9 @@ export function prepareChanges(
   feedId: string,
   changes: readonly SubscriberChange[],
   changesPerBatch = Math.max(1, changes.length),
+  sealEmail?: SealEmail,
 ): PreparedWrite {
-  const builder = new WriteBuilder(ispId, feedId, changesPerBatch);
+  const builder = new WriteBuilder(ispId, feedId, changesPerBatch, sealEmail);
   for (const change of changes) builder.add(change);
   return builder.build();
 }

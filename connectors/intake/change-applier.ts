@@ -19,6 +19,7 @@ import type { SubscriberChange } from '../../mappings/subscriber-store.js';
 import {
   applyPrepared,
   type PreparedWrite,
+  type SealEmail,
   WriteBuilder,
 } from '../../mappings/subscriber-writes.js';
 import { crashPoint } from '../../platform/crash-points.js';
@@ -38,6 +39,8 @@ export interface ApplyOptions {
   transactionSize: number;
   /** Transactions in flight at once. */
   concurrency: number;
+  /** Set for an ISP that delivers keys by e-mail: subscribes then write sealed contacts. */
+  sealEmail?: SealEmail;
 }
 
 /** Groups changes into transactions, rendering each change's statements as it comes. */
@@ -73,7 +76,8 @@ class Preparer {
   }
 
   private newBuilder(): WriteBuilder {
-    return new WriteBuilder(this.ispId, this.feedId, Math.max(1, this.options.batchSize));
+    const { batchSize, sealEmail } = this.options;
+    return new WriteBuilder(this.ispId, this.feedId, Math.max(1, batchSize), sealEmail);
   }
 }
 

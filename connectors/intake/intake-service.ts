@@ -11,6 +11,8 @@ import { ConfigError, RequestError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { BUSY, withNamedLock } from '../../platform/named-lock.js';
 import type { Feed, FeedLedger } from '../feed-ledger.js';
+import { openVault } from '../vault.js';
+import { keepsContacts } from './contacts.js';
 import type { FeedFiles } from './feed-files.js';
 import type { IntakeMetrics } from './intake-metrics.js';
 import {
@@ -39,10 +41,22 @@ export interface DrainResult {
 }
 
 export class IntakeService {
+  private readonly deps: IntakeDeps;
+
+  /**
+   * Without a vault in `deps`, opens the connector vault of the deployment's keys folder when
+   * an ISP delivers keys by e-mail (its subscribers' addresses are sealed at intake).
+   */
   constructor(
-    private readonly deps: IntakeDeps,
+    deps: IntakeDeps,
     private readonly config: RelaisConfig,
-  ) {}
+  ) {
+    const needsVault = [...config.isps.values()].some(keepsContacts);
+    this.deps =
+      deps.vault || !needsVault
+        ? deps
+        : { ...deps, vault: openVault(config.deployment.signing.keysDir) };
+  }
 
   isp(ispId: string): IspConfig {
     const isp = this.config.isps.get(ispId);

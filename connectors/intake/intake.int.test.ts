@@ -229,10 +229,19 @@ describe('snapshot intake', () => {
     }
     for (const job of jobs) expect(Object.keys(job.data).sort()).toEqual(['batchId', 'ispId']);
     const stored = inOutbox.split('\n')[0] as string;
-    expect(Object.keys(JSON.parse(stored)).sort()).toEqual(['c', 'm', 'v']);
+    expect(Object.keys(JSON.parse(stored)).sort()).toEqual(['c', 'm', 'o', 'v']);
     const command = decodeCommands(stored)[0] as object;
     expect(Object.keys(command).sort()).toEqual(
-      ['effectiveAt', 'key', 'kind', 'modules', 'status', 'subscriberId', 'version'].sort(),
+      [
+        'effectiveAt',
+        'key',
+        'kind',
+        'modules',
+        'offer',
+        'status',
+        'subscriberId',
+        'version',
+      ].sort(),
     );
   });
 });

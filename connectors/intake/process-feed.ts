@@ -15,12 +15,14 @@
  */
 import { rmSync } from 'node:fs';
 import type { IspConfig } from '../../config/load.js';
+import { offersNotSent } from '../../mappings/provisioning-command.js';
 import { commandTotals } from '../../mappings/subscriber-store.js';
 import { crashPoint } from '../../platform/crash-points.js';
 import type { Db } from '../../platform/db.js';
 import { InternalError, IspDataError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import type { DiffCounts, Feed, FeedCounts, FeedLedger } from '../feed-ledger.js';
+import type { Vault } from '../vault.js';
 import { applyChangeList } from './change-applier.js';
 import { type DiffSummary, emptyDiffCounts } from './diff-feed.js';
 import type { FeedFiles } from './feed-files.js';
@@ -41,6 +43,8 @@ export interface ProcessDeps {
   transactionSize?: number;
   /** Apply transactions in flight at once; default 2. */
   applyConcurrency?: number;
+  /** Seals the addresses of ISPs that deliver keys by e-mail (required for those). */
+  vault?: Vault;
 }
 
 export interface ProcessOptions {
@@ -81,6 +85,13 @@ export async function processFeed(
     { name: feed.name, sizeBytes: feed.sizeBytes, mode: isp.intake.mode },
     'feed processing started',
   );
+  const unsent = offersNotSent(Object.keys(isp.offers));
+  if (unsent.length > 0) {
+    log.warn(
+      { offers: unsent },
+      'offer codes outside the provisioning protocol: their commands go without an offer',
+    );
+  }
 
   let read: ReadAndDiff | undefined;
   try {
@@ -136,7 +147,7 @@ export async function processFeed(
         bytesRead: 0,
         totalBytes: 0,
       });
-      await applyChangeList(deps.db, read.changeList, applyOptions(deps).concurrency);
+      await applyChangeList(deps.db, read.changeList, applyOptions(deps, isp).concurrency);
     }
     const totals = await commandTotals(deps.db, feed.id);
     const applied = { ...counts, ...totals };

@@ -22,6 +22,7 @@ import type { Db } from '../../platform/db.js';
 import type { ExternalSorter } from '../../platform/external-sort.js';
 import type { Feed } from '../feed-ledger.js';
 import { type ApplyOptions, ChangeApplier, ChangeListWriter } from './change-applier.js';
+import { emailSealer, keepsContacts } from './contacts.js';
 import { type DiffSummary, diffFeed } from './diff-feed.js';
 import type { ProcessDeps, ProcessOptions } from './process-feed.js';
 import {
@@ -61,11 +62,12 @@ async function canOnlyApply(db: Db, isp: IspConfig, options: ProcessOptions): Pr
   return !(await hasLiveSubscribers(db, isp.id));
 }
 
-export function applyOptions(deps: ProcessDeps): ApplyOptions {
+export function applyOptions(deps: ProcessDeps, isp: IspConfig): ApplyOptions {
   return {
     batchSize: deps.batchSize ?? DEFAULT_BATCH_SIZE,
     transactionSize: deps.transactionSize ?? DEFAULT_TRANSACTION_SIZE,
     concurrency: deps.applyConcurrency ?? DEFAULT_CONCURRENCY,
+    sealEmail: emailSealer(deps.vault, isp),
   };
 }
 
@@ -82,7 +84,7 @@ async function onePass(
   const rejects = rejectSorter(join(scratchDir, 'one-pass'));
   const counts: ReadCounts = { records: 0, accepted: 0 };
   const changeList = join(scratchDir, 'one-pass', 'changes.ndjson');
-  const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
+  const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps, isp));
   const items = readItems(
     deps.files.pathOf(isp.id, feed.sha256),
     isp,
@@ -133,6 +135,7 @@ async function sorted(
     scratchDir,
     fileName: feed.name,
     onProgress: (p) => options.onProgress?.({ ...p, phase: 'read' }),
+    keepEmails: keepsContacts(isp),
   });
   crashPoint('feed-read');
   const readMs = Date.now() - started;
@@ -144,7 +147,7 @@ async function sorted(
     let changeList: string | undefined;
     if (await canOnlyApply(deps.db, isp, options)) {
       options.onProgress?.({ phase: 'apply', records: accepted, bytesRead: 0, totalBytes: 0 });
-      const applier = new ChangeApplier(deps.db, isp.id, feed.id, applyOptions(deps));
+      const applier = new ChangeApplier(deps.db, isp.id, feed.id, applyOptions(deps, isp));
       try {
         diff = await diffFeed(deps.db, isp, feed, items, applier, onReject);
       } catch (err) {
@@ -154,7 +157,7 @@ async function sorted(
       await applier.close();
     } else {
       changeList = join(scratchDir, 'changes.ndjson');
-      const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps));
+      const writer = new ChangeListWriter(changeList, isp.id, feed.id, applyOptions(deps, isp));
       try {
         diff = await diffFeed(deps.db, isp, feed, items, writer, onReject);
       } catch (err) {

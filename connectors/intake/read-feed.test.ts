@@ -1,11 +1,25 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigOrThrow } from '../../config/load.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { encode, generateCustomers, renderCsv } from '../../test/generators/isp-exports.js';
-import { NotInRefOrderError, type ReadCounts, readItems, rejectSorter } from './read-feed.js';
+import {
+  NotInRefOrderError,
+  type ReadCounts,
+  readFeed,
+  readItems,
+  rejectSorter,
+} from './read-feed.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'relais-read-feed-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,5 +63,40 @@ describe('readItems in ref order', () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(openFiles() - before).toBeLessThan(5);
+  });
+});
+
+describe('readFeed sort runs', () => {
+  const customers = [...generateCustomers(40, 9)].reverse();
+  const path = join(dir, 'reversed.csv');
+  writeFileSync(path, encode(renderCsv(customers), 'windows-1252'));
+  const runText = (scratch: string) =>
+    readdirSync(join(scratch, 'items'))
+      .map((f) => readFileSync(join(scratch, 'items', f), 'utf8'))
+      .join('');
+
+  it.each([
+    [true, 'keeps each e-mail, sealed in the run files'],
+    [false, 'drops the e-mails'],
+  ])('keepEmails %s: %s', async (keepEmails) => {
+    if (!isp) throw new Error('demo-fai did not load');
+    const scratchDir = mkdtempSync(join(dir, 'sort-'));
+    const read = await readFeed(path, isp, {
+      scratchDir,
+      fileName: 'reversed.csv',
+      keepEmails,
+      sortChunkSize: 7,
+    });
+    const text = runText(scratchDir);
+    expect(text.split('\n').length).toBeGreaterThan(30);
+    expect(text).not.toMatch(/exemple\.fr/);
+    const emails: (string | null)[] = [];
+    for await (const item of read.items.sorted()) {
+      if (item.kind === 'record') emails.push(item.record.email);
+    }
+    const expected = [...customers].reverse().map((c) => (keepEmails ? c.email : null));
+    expect(emails).toEqual(expected);
+    read.items.dispose();
+    read.rejects.dispose();
   });
 });

@@ -14,6 +14,7 @@ import { createRecordMapper } from '../../mappings/record-mapper.js';
 import { ExternalSorter } from '../../platform/external-sort.js';
 import { formatFor } from '../formats/registry.js';
 import { HashingCounter } from './feed-files.js';
+import { createScratchSeal, type ScratchSeal } from './scratch-seal.js';
 
 export interface ReadProgress {
   records: number;
@@ -37,45 +38,57 @@ export interface ReadOptions {
   onProgress?: (progress: ReadProgress) => void;
   /** Called with each valid record as read (the dry run prints them). */
   onRecord?: (item: FeedItem) => void;
+  /** Keep each record's e-mail through the sort (sealed); otherwise it is dropped there. */
+  keepEmails?: boolean;
+  /** Records sorted in memory before a run file is written (the sorter's default otherwise). */
+  sortChunkSize?: number;
 }
 
 const PROGRESS_EVERY = 50_000;
 
 /**
- * Compact one-line form of a feed item for the sort runs (dates as epoch ms). The e-mail is left
- * out: it is personal, and nothing after the mapping uses it yet, so it never reaches the disk.
+ * Compact one-line form of a feed item for the sort runs (dates as epoch ms). The e-mail is
+ * personal: it is left out unless the ISP's addresses are kept, and then written sealed with a
+ * key of this process only (scratch-seal.ts), so it never reaches the disk in clear.
  */
-function serializeItem(item: FeedItem): string {
-  if (item.kind === 'protect') return JSON.stringify([0, item.customerRef, item.line]);
-  const r = item.record;
-  return JSON.stringify([
-    1,
-    r.customerRef,
-    r.line,
-    r.offer,
-    r.modules,
-    r.status,
-    r.effectiveAt?.getTime() ?? null,
-    r.operation,
-    r.language,
-  ]);
-}
-
-function deserializeItem(line: string): FeedItem {
-  const a = JSON.parse(line);
-  if (a[0] === 0) return { kind: 'protect', customerRef: a[1], line: a[2] };
+function itemCodec(seal: ScratchSeal | undefined): {
+  serialize: (item: FeedItem) => string;
+  deserialize: (line: string) => FeedItem;
+} {
   return {
-    kind: 'record',
-    record: {
-      customerRef: a[1],
-      line: a[2],
-      offer: a[3],
-      modules: a[4],
-      status: a[5],
-      effectiveAt: a[6] === null ? null : new Date(a[6]),
-      operation: a[7],
-      email: null,
-      language: a[8],
+    serialize(item) {
+      if (item.kind === 'protect') return JSON.stringify([0, item.customerRef, item.line]);
+      const r = item.record;
+      return JSON.stringify([
+        1,
+        r.customerRef,
+        r.line,
+        r.offer,
+        r.modules,
+        r.status,
+        r.effectiveAt?.getTime() ?? null,
+        r.operation,
+        r.language,
+        seal && r.email !== null ? seal.hide(r.email) : null,
+      ]);
+    },
+    deserialize(line) {
+      const a = JSON.parse(line);
+      if (a[0] === 0) return { kind: 'protect', customerRef: a[1], line: a[2] };
+      return {
+        kind: 'record',
+        record: {
+          customerRef: a[1],
+          line: a[2],
+          offer: a[3],
+          modules: a[4],
+          status: a[5],
+          effectiveAt: a[6] === null ? null : new Date(a[6]),
+          operation: a[7],
+          email: seal && typeof a[9] === 'string' ? seal.reveal(a[9]) : null,
+          language: a[8],
+        },
+      };
     },
   };
 }
@@ -175,11 +188,12 @@ export async function readFeed(
   isp: IspConfig,
   options: ReadOptions,
 ): Promise<ReadResult> {
+  const codec = itemCodec(options.keepEmails ? createScratchSeal() : undefined);
   const items = new ExternalSorter<FeedItem>({
     dir: join(options.scratchDir, 'items'),
     compare: compareFeedItems,
-    serialize: serializeItem,
-    deserialize: deserializeItem,
+    chunkSize: options.sortChunkSize,
+    ...codec,
   });
   const rejects = rejectSorter(options.scratchDir);
   const counts: ReadCounts = { records: 0, accepted: 0 };
