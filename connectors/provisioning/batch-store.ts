@@ -1,0 +1,86 @@
+/**
+ * The connector's side of a provisioning batch once it leaves the outbox: reading it back for
+ * the worker, and noting each attempt, a permanent failure, or keys still waiting for delivery.
+ * Batch states: pending (written by the intake) → queued (its job exists) → sent | failed.
+ */
+import type { Db } from '../../platform/db.js';
+
+export interface StoredBatch {
+  id: number;
+  ispId: string;
+  state: 'pending' | 'queued' | 'sent' | 'failed';
+  /** The encoded commands (mappings/provisioning-command.ts). */
+  commands: string;
+  attempts: number;
+}
+
+const LAST_ERROR_CHARS = 255;
+
+export async function loadBatch(db: Db, batchId: number): Promise<StoredBatch | undefined> {
+  const row = await db('provisioning_batches')
+    .select('id', 'isp_id', 'state', 'commands', 'attempts')
+    .where({ id: batchId })
+    .first();
+  if (!row) return undefined;
+  return {
+    id: Number(row.id),
+    ispId: row.isp_id,
+    state: row.state,
+    commands: row.commands,
+    attempts: Number(row.attempts),
+  };
+}
+
+/** One more attempt that did not finish the batch, and why (a code and message, no data). */
+export async function noteAttempt(db: Db, batchId: number, error: string): Promise<void> {
+  await db('provisioning_batches')
+    .where({ id: batchId })
+    .whereNot({ state: 'sent' })
+    .update({ attempts: db.raw('attempts + 1'), last_error: error.slice(0, LAST_ERROR_CHARS) });
+}
+
+/** The server refused the whole batch for good: it is not sent again. */
+export async function markBatchFailed(
+  db: Db,
+  ispId: string,
+  batchId: number,
+  error: string,
+): Promise<void> {
+  await db('provisioning_batches')
+    .where({ id: batchId, isp_id: ispId })
+    .whereNot({ state: 'sent' })
+    .update({
+      state: 'failed',
+      attempts: db.raw('attempts + 1'),
+      last_error: error.slice(0, LAST_ERROR_CHARS),
+    });
+}
+
+/**
+ * The licences this batch already holds a delivery row for. Per batch, not per licence: a
+ * cancelled customer who subscribes again later gets a new key in a later batch, and that key
+ * needs a row of its own.
+ */
+export async function recordedLicences(db: Db, batchId: number): Promise<Set<string>> {
+  const rows: { licence_id: string }[] = await db('deliveries')
+    .select('licence_id')
+    .where({ batch_id: batchId });
+  return new Set(rows.map((row) => row.licence_id));
+}
+
+export async function hasPendingDeliveries(db: Db, batchId: number): Promise<boolean> {
+  const row = await db('deliveries')
+    .select('id')
+    .where({ batch_id: batchId, state: 'pending' })
+    .first();
+  return row !== undefined;
+}
+
+/** Sent batches of an ISP whose keys still wait for delivery (for the start-up sweep). */
+export async function batchesWithPendingDeliveries(db: Db, ispId: string): Promise<number[]> {
+  const rows: { batch_id: string | number }[] = await db('deliveries')
+    .distinct('batch_id')
+    .where({ isp_id: ispId, state: 'pending' })
+    .whereNotNull('batch_id');
+  return rows.map((r) => Number(r.batch_id));
+}

@@ -1,0 +1,470 @@
+/**
+ * The worker of the `provisioning` queue: sends one outbox batch to the subscription server and
+ * records the answer on the connector side (connectors/provisioning/). What makes it safe to
+ * run twice, crash anywhere or race another worker:
+ *
+ * - the server's idempotency keys make a resent command a replay with its first result;
+ * - a replayed subscribe whose key the connector never recorded (the server committed, the
+ *   connector crashed before its own commit) gets a fresh key by re-issue, so no key is lost;
+ * - a `deferred` command (an earlier version of its subscriber not applied yet) leaves the
+ *   batch unsent and the job retried with backoff, which keeps a subscriber's commands in order;
+ * - the delivery job is added after the commit, and again whenever a job meets a sent batch
+ *   whose keys still wait (job ids dedupe), and by the sweep at start-up.
+ */
+import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Counter } from 'prom-client';
+import type { IspConfig, RelaisConfig } from '../config/load.js';
+import {
+  batchesWithPendingDeliveries,
+  hasPendingDeliveries,
+  loadBatch,
+  markBatchFailed,
+  noteAttempt,
+  recordedLicences,
+} from '../connectors/provisioning/batch-store.js';
+import {
+  type DeliveryChannel,
+  type IssuedKey,
+  type RefusedCommand,
+  recordBatchResults,
+} from '../connectors/provisioning/record-results.js';
+import type { Vault } from '../connectors/vault.js';
+import {
+  type CommandResult,
+  MAX_BATCH_COMMANDS,
+  type WireCommand,
+} from '../licensing/provisioning-wire.js';
+import { decodeCommands, type ProvisioningCommand } from '../mappings/provisioning-command.js';
+import type { Db } from '../platform/db.js';
+import {
+  ConfigError,
+  InternalError,
+  isRelaisError,
+  isRetryable,
+  TransientError,
+} from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
+import { forQueue } from './job-errors.js';
+import type { LicensingClient } from './licensing-client.js';
+import {
+  deliveryJobId,
+  JOB_NAMES,
+  type ProvisionBatchJob,
+  QUEUE_NAMES,
+  type Queues,
+} from './queues.js';
+
+export interface ProvisioningWorkerDeps {
+  config: RelaisConfig;
+  /** The connector database. */
+  db: Db;
+  client: LicensingClient;
+  vault: Vault;
+  queues: Pick<Queues, 'delivery'>;
+  log: Logger;
+  metrics: Metrics;
+  /** A blocking ioredis connection (maxRetriesPerRequest: null), the worker's own. */
+  connection: Redis;
+  prefix: string;
+  /** Batches in flight at once; 3 was fastest on two cores (docs/provisioning-worker.md). */
+  concurrency?: number;
+  now?: () => Date;
+}
+
+export interface ProvisioningWorker {
+  close(): Promise<void>;
+}
+
+/** What a job returns (kept by BullMQ with the completed job; counts only). */
+export interface BatchSummary {
+  batchId: number;
+  status: 'sent' | 'already-sent';
+  applied?: number;
+  rejected?: number;
+  deliveries?: number;
+}
+
+interface WorkerMetrics {
+  batches: Counter<'isp' | 'result'>;
+  commands: Counter<'isp' | 'outcome'>;
+}
+
+/** The counters, registered once per registry (two workers in one process share them). */
+function workerMetrics(metrics: Metrics): WorkerMetrics {
+  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    (metrics.getSingleMetric(name) as Counter<L> | undefined) ??
+    new Counter({ name, help, labelNames, registers: [metrics] });
+  return {
+    batches: counter(
+      'relais_provisioning_batches_total',
+      'Provisioning batch attempts by result: sent, deferred, retried (transient), failed.',
+      ['isp', 'result'],
+    ),
+    commands: counter(
+      'relais_provisioning_command_results_total',
+      'Command results the provisioning worker received, by outcome: applied, replayed, rejected, deferred.',
+      ['isp', 'outcome'],
+    ),
+  };
+}
+
+function toWire(command: ProvisioningCommand): WireCommand {
+  const wire: WireCommand = {
+    key: command.key,
+    kind: command.kind,
+    subscriberId: command.subscriberId,
+    version: command.version,
+    modules: command.modules,
+    status: command.status,
+    effectiveAt: command.effectiveAt,
+  };
+  // The offer travels only when the intake recorded one (it picks the device limit).
+  const offer = (command as { offer?: unknown }).offer;
+  if (typeof offer === 'string') wire.offer = offer;
+  return wire;
+}
+
+function channelOf(isp: IspConfig): DeliveryChannel {
+  return isp.delivery.mode;
+}
+
+function errorText(err: unknown): string {
+  return isRelaisError(err) ? `${err.code}: ${err.message}` : String((err as Error)?.message);
+}
+
+/** How long BullMQ would wait before the next attempt of `job`, per its backoff option. */
+function plannedBackoffMs(job: Job): number {
+  const backoff = job.opts.backoff;
+  if (backoff === undefined) return 0;
+  if (typeof backoff === 'number') return backoff;
+  const delay = backoff.delay ?? 0;
+  return backoff.type === 'exponential' ? delay * 2 ** Math.max(0, job.attemptsMade) : delay;
+}
+
+class BatchRun {
+  private readonly m: WorkerMetrics;
+
+  constructor(
+    private readonly deps: ProvisioningWorkerDeps,
+    metrics: WorkerMetrics,
+  ) {
+    this.m = metrics;
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  /** Adds the delivery job of a sent batch; its id makes a second add a no-op. */
+  async queueDelivery(ispId: string, batchId: number): Promise<void> {
+    await this.deps.queues.delivery.add(
+      JOB_NAMES.deliverBatch,
+      { ispId, batchId },
+      { jobId: deliveryJobId(batchId) },
+    );
+  }
+
+  async run(job: Job<ProvisionBatchJob>): Promise<BatchSummary> {
+    const { db, config, client } = this.deps;
+    const { ispId, batchId } = job.data;
+    const log = this.deps.log.child({ isp: ispId, batchId, jobId: job.id });
+    const batch = await loadBatch(db, batchId);
+    if (!batch) throw new InternalError('INTERNAL', `no provisioning batch ${batchId}`);
+    if (batch.ispId !== ispId) {
+      throw new InternalError('INTERNAL', `provisioning batch ${batchId} is not of ISP ${ispId}`);
+    }
+    const isp = config.isps.get(ispId);
+    if (!isp) throw new ConfigError('ISP_UNKNOWN', `no ISP ${ispId} in this deployment`);
+    const channel = channelOf(isp);
+
+    // A failed batch is sent again only when a person retries its job (the failed job keeps
+    // its id, so nothing else adds it again): they fixed the cause, so it is not refused here.
+    if (batch.state === 'sent') {
+      // A crash between the commit and the delivery job lands here on the job's retry.
+      if (channel !== 'none' && (await hasPendingDeliveries(db, batchId))) {
+        await this.queueDelivery(ispId, batchId);
+      }
+      return { batchId, status: 'already-sent' };
+    }
+
+    const startedMs = performance.now();
+    const commands = decodeCommands(batch.commands).map(toWire);
+    const results: CommandResult[] = [];
+    let failure: unknown;
+    for (let i = 0; i < commands.length && failure === undefined; i += MAX_BATCH_COMMANDS) {
+      const chunk = commands.slice(i, i + MAX_BATCH_COMMANDS);
+      try {
+        results.push(...(await client.sendBatch(ispId, chunk)).results);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    if (failure !== undefined && results.length === 0) {
+      return this.fail(job, batch.attempts, failure, log);
+    }
+
+    const sentMs = performance.now();
+    const sent = commands.slice(0, results.length);
+    const issued: IssuedKey[] = [];
+    const refused: RefusedCommand[] = [];
+    const reissue: { subscriberId: string; licenceId: string; commandKey: string }[] = [];
+    let applied = 0;
+    let deferred = 0;
+    let deferredCode = '';
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i] as CommandResult;
+      const command = sent[i] as WireCommand;
+      if (result.key !== command.key) {
+        throw new InternalError(
+          'INTERNAL',
+          `result ${i} of batch ${batchId} is for ${result.key}, not ${command.key}`,
+        );
+      }
+      this.m.commands.inc({ isp: ispId, outcome: result.outcome });
+      if (result.outcome === 'deferred') {
+        deferred++;
+        deferredCode ||= result.code ?? 'PROVISIONING_OUT_OF_ORDER';
+        continue;
+      }
+      if (result.outcome === 'rejected') {
+        refused.push({
+          commandKey: command.key,
+          subscriberId: command.subscriberId,
+          code: result.code ?? 'PROVISIONING_REJECTED',
+          message: result.message ?? 'rejected by the licensing server',
+        });
+        continue;
+      }
+      applied++;
+      const licence = result.licence;
+      if (command.kind !== 'subscribe' || !licence) continue;
+      if (licence.key !== undefined) {
+        issued.push({
+          subscriberId: command.subscriberId,
+          licenceId: licence.licenceId,
+          key: licence.key,
+          downloadUrl: licence.downloadUrl,
+          downloadExpiresAt: licence.downloadExpiresAt,
+        });
+      } else if (result.outcome === 'replayed') {
+        // No key in a replay: fine if recorded before, lost if the connector crashed after the
+        // server's commit. (A fresh answer without a key is an activated licence coming back:
+        // its customer already holds the key.)
+        reissue.push({
+          subscriberId: command.subscriberId,
+          licenceId: licence.licenceId,
+          commandKey: command.key,
+        });
+      }
+    }
+
+    if (reissue.length > 0) {
+      failure ??= await this.reissueUnrecorded(ispId, batchId, reissue, issued, refused, log);
+    }
+
+    const isComplete = failure === undefined && deferred === 0;
+    const pendingReason =
+      failure !== undefined
+        ? errorText(failure)
+        : `${deferred} of ${commands.length} commands deferred (${deferredCode})`;
+    const recorded = await recordBatchResults(
+      db,
+      this.deps.vault,
+      { ispId, batchId, channel, issued, refused, applied, isComplete, pendingReason },
+      this.now(),
+    );
+    if (recorded.wasFinal) {
+      if (channel !== 'none' && (await hasPendingDeliveries(db, batchId))) {
+        await this.queueDelivery(ispId, batchId);
+      }
+      return { batchId, status: 'already-sent' };
+    }
+    if (failure !== undefined) return this.fail(job, batch.attempts, failure, log, true);
+    if (deferred > 0) {
+      this.m.batches.inc({ isp: ispId, result: 'deferred' });
+      log.warn(
+        { deferred, code: deferredCode, attempt: job.attemptsMade + 1 },
+        'provisioning batch deferred, retrying',
+      );
+      throw new TransientError(
+        'PROVISIONING_OUT_OF_ORDER',
+        `${deferred} commands of batch ${batchId} wait for earlier versions of their subscribers`,
+        { batchId, deferred },
+      );
+    }
+
+    // Keys recorded now or by an earlier, deferred attempt of this batch.
+    if (
+      channel !== 'none' &&
+      (recorded.deliveries > 0 || (await hasPendingDeliveries(db, batchId)))
+    ) {
+      await this.queueDelivery(ispId, batchId);
+    }
+    this.m.batches.inc({ isp: ispId, result: 'sent' });
+    log.info(
+      {
+        commands: commands.length,
+        applied,
+        rejected: refused.length,
+        deliveries: recorded.deliveries,
+        reissued: reissue.length,
+        sendMs: Math.round(sentMs - startedMs),
+        recordMs: Math.round(performance.now() - sentMs),
+      },
+      'provisioning batch sent',
+    );
+    return {
+      batchId,
+      status: 'sent',
+      applied,
+      rejected: refused.length,
+      deliveries: recorded.deliveries,
+    };
+  }
+
+  /**
+   * Keys for subscribes the server applied earlier but the connector never recorded. Only the
+   * licences without a delivery row are re-issued (re-issuing one would void a recorded key).
+   * Returns the transient failure that stopped it, if any; permanent refusals become
+   * rejections for a person to read.
+   */
+  private async reissueUnrecorded(
+    ispId: string,
+    batchId: number,
+    candidates: { subscriberId: string; licenceId: string; commandKey: string }[],
+    issued: IssuedKey[],
+    refused: RefusedCommand[],
+    log: Logger,
+  ): Promise<unknown> {
+    const known = await recordedLicences(this.deps.db, batchId);
+    for (const candidate of candidates) {
+      if (known.has(candidate.licenceId)) continue;
+      try {
+        const licence = await this.deps.client.reissueKey(ispId, candidate.licenceId);
+        issued.push({
+          subscriberId: candidate.subscriberId,
+          licenceId: licence.licenceId ?? candidate.licenceId,
+          key: licence.key as string,
+          downloadUrl: licence.downloadUrl,
+          downloadExpiresAt: licence.downloadExpiresAt,
+        });
+        log.warn({ licenceId: candidate.licenceId }, 'unrecorded key re-issued');
+      } catch (err) {
+        if (isRetryable(err)) return err;
+        // Activated since: the customer holds the key, there is nothing left to hand over.
+        if (isRelaisError(err) && err.code === 'KEY_ALREADY_ACTIVATED') continue;
+        refused.push({
+          commandKey: candidate.commandKey,
+          subscriberId: candidate.subscriberId,
+          code: isRelaisError(err) ? err.code : 'INTERNAL',
+          message: `key never recorded and re-issue refused: ${(err as Error).message}`,
+        });
+      }
+    }
+    return undefined;
+  }
+
+  /** Ends an attempt that could not finish: permanent → batch failed; transient → retried. */
+  private async fail(
+    job: Job<ProvisionBatchJob>,
+    attemptsSoFar: number,
+    err: unknown,
+    log: Logger,
+    isAttemptNoted = false,
+  ): Promise<never> {
+    const { ispId, batchId } = job.data;
+    if (!isRetryable(err)) {
+      await markBatchFailed(this.deps.db, ispId, batchId, errorText(err));
+      this.m.batches.inc({ isp: ispId, result: 'failed' });
+      log.error({ err }, 'provisioning batch refused for good');
+      throw forQueue(err); // marked: the processor passes an UnrecoverableError on as is
+    }
+    if (!isAttemptNoted) await noteAttempt(this.deps.db, batchId, errorText(err));
+    this.m.batches.inc({ isp: ispId, result: 'retried' });
+    log.warn({ err, attempt: job.attemptsMade + 1 }, 'provisioning batch not sent, retrying');
+    const retryAfterMs = isRelaisError(err) ? err.context.retryAfterMs : undefined;
+    const maxAttempts = job.opts.attempts ?? 1;
+    // The server asked for a longer pause than the backoff would give: wait as asked. Bounded
+    // by the attempts the database counts, since a delayed job does not use up its attempts.
+    if (
+      typeof retryAfterMs === 'number' &&
+      attemptsSoFar + 1 < maxAttempts &&
+      retryAfterMs > plannedBackoffMs(job) &&
+      job.token !== undefined
+    ) {
+      await job.moveToDelayed(Date.now() + retryAfterMs, job.token);
+      throw new DelayedError();
+    }
+    throw err;
+  }
+}
+
+/** Re-adds the delivery jobs of sent batches whose keys still wait (after a crash). */
+export async function requeuePendingDeliveries(
+  deps: Pick<ProvisioningWorkerDeps, 'config' | 'db' | 'queues'>,
+): Promise<number> {
+  let added = 0;
+  for (const isp of deps.config.isps.values()) {
+    if (channelOf(isp) === 'none') continue;
+    const batchIds = await batchesWithPendingDeliveries(deps.db, isp.id);
+    if (batchIds.length === 0) continue;
+    await deps.queues.delivery.addBulk(
+      batchIds.map((batchId) => ({
+        name: JOB_NAMES.deliverBatch,
+        data: { ispId: isp.id, batchId },
+        opts: { jobId: deliveryJobId(batchId) },
+      })),
+    );
+    added += batchIds.length;
+  }
+  return added;
+}
+
+export function startProvisioningWorker(deps: ProvisioningWorkerDeps): ProvisioningWorker {
+  const run = new BatchRun(deps, workerMetrics(deps.metrics));
+  const worker = new Worker<ProvisionBatchJob, BatchSummary>(
+    QUEUE_NAMES.provisioning,
+    async (job, token) => {
+      if (token !== undefined) job.token = token;
+      try {
+        return await run.run(job);
+      } catch (err) {
+        if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+        // A bug or a config problem: the batch shows why, for the person who retries it.
+        if (!isRetryable(err)) {
+          await markBatchFailed(deps.db, job.data.ispId, job.data.batchId, errorText(err)).catch(
+            () => {},
+          );
+        }
+        throw forQueue(err);
+      }
+    },
+    {
+      connection: deps.connection,
+      prefix: deps.prefix,
+      concurrency: deps.concurrency ?? 3,
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (job && job.attemptsMade < (job.opts.attempts ?? 1) && !(err instanceof UnrecoverableError))
+      return;
+    deps.log.error(
+      { err, jobId: job?.id, isp: job?.data.ispId, batchId: job?.data.batchId },
+      'provisioning job failed for good',
+    );
+  });
+  worker.on('error', (err) => deps.log.error({ err }, 'provisioning worker error'));
+  requeuePendingDeliveries(deps).then(
+    (added) => {
+      if (added > 0) deps.log.info({ batches: added }, 'pending deliveries queued again');
+    },
+    (err) => deps.log.warn({ err }, 'pending deliveries not queued again'),
+  );
+  return {
+    async close() {
+      await worker.close();
+    },
+  };
+}
