@@ -1,0 +1,166 @@
+/**
+ * The desktop software's edge of the subscription server:
+ *
+ * - `POST /v1/activations` `{ key, fingerprint }` → 200 `{ licenceId, deviceId, outcome,
+ *   document }`;
+ * - `POST /v1/licences/:id/check-in` `{ fingerprint }` → 200 `{ licenceId, deviceId, document }`;
+ * - `DELETE /v1/licences/:id/devices/:device` with `X-Relais-Fingerprint` (an active device of
+ *   the licence) or `X-Relais-Activation-Key` → 204;
+ * - `GET /v1/licensing/keys` → `{ keys }`, the public keys documents are verified with.
+ *
+ * Every request but the key list passes the guessing guard first (licensing/guard.ts); a
+ * refusal carries Retry-After. The rules live in licensing/activation.ts; this file only reads
+ * requests and shapes answers. The protocol is described in docs/activation-api.md.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  activate,
+  checkIn,
+  FINGERPRINT_PATTERN,
+  InvalidKeyError,
+  type RemovalProof,
+  removeDevice,
+} from '../licensing/activation.js';
+import { readKey } from '../licensing/activation-key.js';
+import type { LicensingDeps } from '../licensing/context.js';
+import { createActivationGuard, guardMetrics, ThrottledError } from '../licensing/guard.js';
+import { isRelaisError, RequestError } from '../platform/errors.js';
+
+export const FINGERPRINT_HEADER = 'x-relais-fingerprint';
+export const KEY_HEADER = 'x-relais-activation-key';
+
+const fingerprint = z
+  .string()
+  .regex(FINGERPRINT_PATTERN, 'expected 16 to 128 characters of A-Z a-z 0-9 . _ : + / = -');
+
+const activationBody = z.strictObject({
+  // Loose on purpose: whatever the text, a wrong key gets the one ACTIVATION_KEY_INVALID.
+  key: z.string().max(256),
+  fingerprint,
+});
+const checkInBody = z.strictObject({ fingerprint });
+const idParam = z.string().regex(/^[a-z]{2,4}_[0-9a-z]{26}$/);
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.join('.');
+    return field ? `${field}: ${issue.message}` : issue.message;
+  });
+  throw new RequestError('HTTP_BAD_REQUEST', `${what}: ${problems.join('; ')}`);
+}
+
+/** An id that cannot exist answers like an unknown one, without touching the database. */
+function idOrNotFound(value: string, notFound: () => RequestError): string {
+  if (!idParam.safeParse(value).success) throw notFound();
+  return value;
+}
+
+export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = async (
+  app,
+  { deps },
+) => {
+  const metrics = guardMetrics(deps.metrics);
+  const guard = createActivationGuard(
+    deps.redis,
+    deps.config.deployment.redis.prefix,
+    deps.config.deployment.server.activation,
+    metrics,
+  );
+
+  // Retry-After travels as a header; the shared error handler shapes the body.
+  app.addHook('onError', async (_request, reply, err) => {
+    if (err instanceof ThrottledError) void reply.header('retry-after', String(err.retryAfterS));
+  });
+
+  const address = (request: FastifyRequest) => request.ip;
+
+  app.post('/v1/activations', async (request, reply: FastifyReply) => {
+    const body = parse(activationBody, request.body, 'activation request');
+    const reading = readKey(body.key);
+    const admission = await guard.admit(address(request), {
+      activation: true,
+      keyPrefix: reading.ok ? reading.prefix : undefined,
+    });
+    try {
+      const activation = await activate(deps, body);
+      metrics.attempts.inc({ result: activation.outcome });
+      await guard.succeeded(address(request), admission);
+      return reply.send({
+        licenceId: activation.licenceId,
+        deviceId: activation.deviceId,
+        outcome: activation.outcome,
+        document: activation.document,
+      });
+    } catch (err) {
+      if (err instanceof InvalidKeyError) {
+        metrics.attempts.inc({ result: err.reason });
+        await guard.failed(address(request));
+      } else if (isRelaisError(err)) {
+        const result = {
+          ACTIVATION_SUSPENDED: 'suspended',
+          ACTIVATION_CANCELLED: 'cancelled',
+          ACTIVATION_SEAT_LIMIT: 'seat-limit',
+        }[err.code as string];
+        if (result) metrics.attempts.inc({ result });
+      }
+      throw err;
+    }
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/licences/:id/check-in', async (request) => {
+    const body = parse(checkInBody, request.body, 'check-in request');
+    await guard.admit(address(request), { activation: false });
+    const licenceId = idOrNotFound(
+      request.params.id,
+      () => new RequestError('LICENCE_NOT_FOUND', 'no such licence with this device bound to it'),
+    );
+    const result = await checkIn(deps, licenceId, body.fingerprint);
+    return { licenceId, deviceId: result.deviceId, document: result.document };
+  });
+
+  app.delete<{ Params: { id: string; device: string } }>(
+    '/v1/licences/:id/devices/:device',
+    async (request, reply) => {
+      await guard.admit(address(request), { activation: false });
+      const given = request.headers[FINGERPRINT_HEADER];
+      const key = request.headers[KEY_HEADER];
+      let proof: RemovalProof;
+      if (typeof given === 'string') {
+        proof = { fingerprint: parse(fingerprint, given, FINGERPRINT_HEADER) };
+      } else if (typeof key === 'string') {
+        proof = { key };
+      } else {
+        throw new RequestError(
+          'HTTP_BAD_REQUEST',
+          `device removal needs the ${FINGERPRINT_HEADER} header of an active device of the licence, or ${KEY_HEADER}`,
+        );
+      }
+      const notFound = () =>
+        new RequestError('LICENCE_NOT_FOUND', 'no such licence with this device bound to it');
+      const licenceId = idOrNotFound(request.params.id, notFound);
+      const deviceId = idOrNotFound(
+        request.params.device,
+        () => new RequestError('DEVICE_NOT_FOUND', `no active device on licence ${licenceId}`),
+      );
+      try {
+        await removeDevice(deps, licenceId, deviceId, proof);
+      } catch (err) {
+        // A key that does not match is a guess like any other: it counts towards the lockout.
+        if ('key' in proof && isRelaisError(err) && err.code === 'LICENCE_NOT_FOUND') {
+          await guard.failed(address(request));
+        }
+        throw err;
+      }
+      return reply.status(204).send();
+    },
+  );
+
+  app.get('/v1/licensing/keys', async (_request, reply) => {
+    // Keys change only on rotation, which adds one and keeps the old: an hour's cache is safe.
+    void reply.header('cache-control', 'public, max-age=3600');
+    return { keys: deps.keystore.publicKeys };
+  });
+};

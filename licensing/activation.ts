@@ -1,0 +1,366 @@
+/**
+ * Activation, check-in and device removal: what the desktop software asks of the server.
+ *
+ * Activation reads the key, finds its licence by keyed hash, checks the subscription and the
+ * device seats, binds the device and hands back a signed licence document. The first activation
+ * of a licence appends `activated` to the ledger once (that event is what billing counts).
+ * Device fingerprints are opaque strings from the software, kept only as a keyed hash.
+ *
+ * A device already bound takes the fast path (one read, no transaction, no lock): that is
+ * what most requests are, as the software re-activates after a reinstall. Binding a new device
+ * locks the licence row, so concurrent activations of one licence never exceed its seats.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Knex } from 'knex';
+import { RequestError } from '../platform/errors.js';
+import { newId } from '../platform/ids.js';
+import { hashKey, readKey } from './activation-key.js';
+import { type LicensingDeps, servedIsp } from './context.js';
+import { appendEvents, type LedgerEvent } from './ledger.js';
+import { buildLicenceDocument, type LicenceState, licenceStatus } from './licence-document.js';
+import { periodBounds, periodOf } from './periods.js';
+import type { SignedDocument } from './signed-document.js';
+
+export const FINGERPRINT_PATTERN = /^[A-Za-z0-9._:+/=-]{16,128}$/;
+
+/** The one answer for an unknown key and a mistyped one, so neither is an oracle. */
+export const INVALID_KEY_MESSAGE = 'this activation key is not valid';
+
+/** Keyed hash of a device fingerprint; the `fp:` prefix keeps it apart from key hashes. */
+export function fingerprintHash(secret: Buffer, fingerprint: string): Buffer {
+  return createHmac('sha256', secret).update(`fp:${fingerprint}`).digest();
+}
+
+export type ActivationOutcome =
+  /** First activation of the licence: billable from now. */
+  | 'activated'
+  /** Another device took a free seat. */
+  | 'device-added'
+  /** The device was already bound: no seat used. */
+  | 'reactivated';
+
+export interface Activation {
+  outcome: ActivationOutcome;
+  licenceId: string;
+  deviceId: string;
+  document: SignedDocument;
+}
+
+/** Why an activation failed before any licence was found: for metrics, never for the client. */
+export class InvalidKeyError extends RequestError {
+  constructor(readonly reason: 'mistyped' | 'unknown') {
+    super('ACTIVATION_KEY_INVALID', INVALID_KEY_MESSAGE);
+  }
+}
+
+interface LicenceRow {
+  id: string;
+  subscriber_id: string;
+  isp_id: string;
+  key_hash: Buffer;
+  status: string;
+  valid_until: Date | null;
+  activated_at: Date | null;
+  period: string | null;
+  device_limit: number;
+  subscription_status: string;
+  modules: string;
+  erased_at: Date | null;
+}
+
+const LICENCE_SELECT = `SELECT l.id, l.subscriber_id, l.isp_id, l.key_hash, l.status, l.valid_until,
+  l.activated_at, l.period, l.device_limit, s.status AS subscription_status, s.modules, s.erased_at
+  FROM licences l JOIN subscriptions s ON s.subscriber_id = l.subscriber_id`;
+
+async function rows<T>(db: Knex | Knex.Transaction, sql: string, values: unknown[]): Promise<T[]> {
+  const [found] = (await db.raw(sql, values as Knex.RawBinding[])) as [T[]];
+  return found;
+}
+
+function stateOf(row: LicenceRow): LicenceState {
+  return {
+    licenceId: row.id,
+    subscriberId: row.subscriber_id,
+    ispId: row.isp_id,
+    licenceStatus: row.status,
+    subscriptionStatus: row.subscription_status,
+    erasedAt: row.erased_at,
+    validUntil: row.valid_until,
+    period: row.period,
+    modules: row.modules,
+    deviceLimit: row.device_limit,
+  };
+}
+
+function documentFor(deps: LicensingDeps, row: LicenceRow, deviceId: string, now: Date) {
+  return buildLicenceDocument(deps.keystore.signing, {
+    state: stateOf(row),
+    deviceId,
+    now,
+    checkInHours: deps.config.deployment.server.checkInHours,
+  });
+}
+
+/** Refuses a licence whose subscription does not allow binding a device now. */
+function assertActivatable(row: LicenceRow, now: Date): void {
+  const status = licenceStatus(stateOf(row), now);
+  if (status === 'suspended') {
+    throw new RequestError(
+      'ACTIVATION_SUSPENDED',
+      `licence ${row.id} is suspended by the ISP; it can be activated again once resumed`,
+    );
+  }
+  // A cancellation runs to the end of its paid period; without an end date there is none.
+  const lapsed = status === 'cancelled' && row.valid_until === null;
+  if (status === 'revoked' || status === 'expired' || lapsed) {
+    throw new RequestError(
+      'ACTIVATION_CANCELLED',
+      `licence ${row.id} is ${lapsed ? 'cancelled' : status} and unlocks nothing`,
+    );
+  }
+}
+
+const SEEN_REFRESH_MS = 3_600_000;
+
+const RETRIED_LOCK_ERRORS = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+
+/** Runs `work` in a transaction, again after a deadlock (InnoDB picks a victim; it is us). */
+async function transaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(work);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (attempt >= 3 || !RETRIED_LOCK_ERRORS.has(code)) throw err;
+    }
+  }
+}
+
+interface DeviceRow {
+  id: string;
+  state: string;
+}
+
+async function bindDevice(
+  deps: LicensingDeps,
+  found: LicenceRow,
+  fpHash: Buffer,
+  now: Date,
+): Promise<{ outcome: ActivationOutcome; deviceId: string; row: LicenceRow }> {
+  return transaction(deps.db, async (trx) => {
+    // The lock serialises every seat change of this licence; the row is read again under it.
+    // Its devices are read without a lock: every change to them happens under this one, and a
+    // locking read of devices would take gap locks that stall other licences' inserts.
+    const [row] = await rows<LicenceRow>(trx, `${LICENCE_SELECT} WHERE l.id = ? FOR UPDATE`, [
+      found.id,
+    ]);
+    if (!row) throw new InvalidKeyError('unknown');
+    assertActivatable(row, now);
+    const devices = await rows<DeviceRow & { fingerprint_hash: Buffer }>(
+      trx,
+      'SELECT id, state, fingerprint_hash FROM devices WHERE licence_id = ?',
+      [row.id],
+    );
+    const mine = devices.find((d) => d.fingerprint_hash.equals(fpHash));
+    if (mine?.state === 'active') {
+      return { outcome: 'reactivated' as const, deviceId: mine.id, row };
+    }
+    const active = devices.filter((d) => d.state === 'active');
+    if (active.length >= row.device_limit) {
+      throw new RequestError(
+        'ACTIVATION_SEAT_LIMIT',
+        `every one of the ${row.device_limit} device seats of licence ${row.id} is taken (${active.map((d) => d.id).join(', ')}); free one first`,
+      );
+    }
+    const deviceId = mine?.id ?? newId('dev');
+    if (mine) {
+      await trx.raw(
+        "UPDATE devices SET state = 'active', activated_at = ?, last_seen_at = ?, removed_at = NULL WHERE id = ?",
+        [now, now, deviceId],
+      );
+    } else {
+      await trx('devices').insert({
+        id: deviceId,
+        licence_id: row.id,
+        fingerprint_hash: fpHash,
+        state: 'active',
+        activated_at: now,
+        last_seen_at: now,
+      });
+    }
+    const base = { ispId: row.isp_id, subscriberId: row.subscriber_id, licenceId: row.id };
+    const events: LedgerEvent[] = [
+      { ...base, type: 'device-added', data: { deviceId }, occurredAt: now },
+    ];
+    const first = row.activated_at === null;
+    if (first) {
+      await trx.raw('UPDATE licences SET activated_at = ?, updated_at = ? WHERE id = ?', [
+        now,
+        now,
+        row.id,
+      ]);
+      events.unshift({
+        ...base,
+        type: 'activated',
+        data: { deviceId },
+        idempotencyKey: `activated:${row.id}`,
+        occurredAt: now,
+      });
+    }
+    await appendEvents(trx, events, now);
+    return { outcome: first ? ('activated' as const) : ('device-added' as const), deviceId, row };
+  });
+}
+
+/**
+ * Activates a key on a device. Throws InvalidKeyError (unknown or mistyped, same answer),
+ * ACTIVATION_SUSPENDED, ACTIVATION_CANCELLED or ACTIVATION_SEAT_LIMIT.
+ */
+export async function activate(
+  deps: LicensingDeps,
+  request: { key: string; fingerprint: string },
+): Promise<Activation> {
+  const reading = readKey(request.key);
+  if (!reading.ok) throw new InvalidKeyError('mistyped');
+  const keyHash = hashKey(deps.keystore.keyHashSecret, reading.canonical);
+  const fpHash = fingerprintHash(deps.keystore.keyHashSecret, request.fingerprint);
+  // One read finds the licence, its subscription and this device if it is already bound.
+  const [found] = await rows<LicenceRow & { device_id: string | null; last_seen_at: Date | null }>(
+    deps.db,
+    `${LICENCE_SELECT.replace(' FROM', ', d.id AS device_id, d.last_seen_at FROM')}
+      LEFT JOIN devices d ON d.licence_id = l.id AND d.fingerprint_hash = ? AND d.state = 'active'
+      WHERE l.key_hash = ?`,
+    [fpHash, keyHash],
+  );
+  // The index found it by equality already; the constant-time compare keeps the last step of
+  // the check free of timing differences whatever the database does.
+  if (!found || !timingSafeEqual(found.key_hash, keyHash)) throw new InvalidKeyError('unknown');
+  const now = deps.now();
+  assertActivatable(found, now);
+
+  if (found.device_id !== null) {
+    // Re-activations come in bursts (a reinstall, a retry): last_seen_at is refreshed once an
+    // hour at most, so the fast path is one read and no commit.
+    if (now.getTime() - (found.last_seen_at?.getTime() ?? 0) > SEEN_REFRESH_MS) {
+      await deps.db.raw('UPDATE devices SET last_seen_at = ? WHERE id = ?', [now, found.device_id]);
+    }
+    return {
+      outcome: 'reactivated',
+      licenceId: found.id,
+      deviceId: found.device_id,
+      document: documentFor(deps, found, found.device_id, now),
+    };
+  }
+  const { outcome, deviceId, row } = await bindDevice(deps, found, fpHash, now);
+  return { outcome, licenceId: row.id, deviceId, document: documentFor(deps, row, deviceId, now) };
+}
+
+function licenceNotFound(licenceId: string): RequestError {
+  return new RequestError(
+    'LICENCE_NOT_FOUND',
+    `no licence ${licenceId} with this device bound to it`,
+  );
+}
+
+/**
+ * The current document of a licence for one of its active devices: renewed, with changed
+ * modules, suspended or expired, the status says which. Unknown licence and unbound device get
+ * the same LICENCE_NOT_FOUND.
+ */
+export async function checkIn(
+  deps: LicensingDeps,
+  licenceId: string,
+  fingerprint: string,
+): Promise<{ deviceId: string; document: SignedDocument }> {
+  const fpHash = fingerprintHash(deps.keystore.keyHashSecret, fingerprint);
+  const [row] = await rows<LicenceRow & { device_id: string }>(
+    deps.db,
+    `${LICENCE_SELECT.replace(' FROM', ', d.id AS device_id FROM')}
+      JOIN devices d ON d.licence_id = l.id AND d.fingerprint_hash = ? AND d.state = 'active'
+      WHERE l.id = ?`,
+    [fpHash, licenceId],
+  );
+  if (!row) throw licenceNotFound(licenceId);
+  const now = deps.now();
+  await deps.db.raw('UPDATE devices SET last_seen_at = ? WHERE id = ?', [now, row.device_id]);
+  return { deviceId: row.device_id, document: documentFor(deps, row, row.device_id, now) };
+}
+
+/** Who asks to free a device: one of the licence's active devices, or the key's holder. */
+export type RemovalProof = { fingerprint: string } | { key: string };
+
+/**
+ * Frees a device seat of a licence, unless the licence already freed its `transfersPerMonth`
+ * devices this calendar month in the ISP's time zone. The month's count comes from the
+ * ledger's `device-removed` events, so re-binding and freeing the same device again counts
+ * twice, and cycling cannot mint seats.
+ */
+export async function removeDevice(
+  deps: LicensingDeps,
+  licenceId: string,
+  deviceId: string,
+  proof: RemovalProof,
+): Promise<void> {
+  const secret = deps.keystore.keyHashSecret;
+  await transaction(deps.db, async (trx) => {
+    const [row] = await rows<LicenceRow>(trx, `${LICENCE_SELECT} WHERE l.id = ? FOR UPDATE`, [
+      licenceId,
+    ]);
+    if (!row) throw licenceNotFound(licenceId);
+    const devices = await rows<DeviceRow & { fingerprint_hash: Buffer }>(
+      trx,
+      "SELECT id, state, fingerprint_hash FROM devices WHERE licence_id = ? AND state = 'active'",
+      [row.id],
+    );
+    if ('fingerprint' in proof) {
+      const fpHash = fingerprintHash(secret, proof.fingerprint);
+      if (!devices.some((d) => timingSafeEqual(d.fingerprint_hash, fpHash)))
+        throw licenceNotFound(licenceId);
+    } else {
+      const reading = readKey(proof.key);
+      const keyHash = reading.ok ? hashKey(secret, reading.canonical) : Buffer.alloc(32);
+      if (!timingSafeEqual(keyHash, row.key_hash)) throw licenceNotFound(licenceId);
+    }
+    const target = devices.find((d) => d.id === deviceId);
+    if (!target) {
+      throw new RequestError(
+        'DEVICE_NOT_FOUND',
+        `no active device ${deviceId} on licence ${licenceId}`,
+      );
+    }
+    const isp = servedIsp(deps, row.isp_id);
+    const now = deps.now();
+    const month = periodBounds(periodOf(now, isp.timeZone), isp.timeZone);
+    const [counted] = await rows<{ n: number | string }>(
+      trx,
+      `SELECT COUNT(*) AS n FROM subscription_events WHERE subscriber_id = ? AND licence_id = ?
+        AND type = 'device-removed' AND occurred_at >= ? AND occurred_at < ?`,
+      [row.subscriber_id, row.id, month.start, month.end],
+    );
+    const cap = isp.licensing.transfersPerMonth;
+    if (Number(counted?.n ?? 0) >= cap) {
+      throw new RequestError(
+        'DEVICE_TRANSFER_LIMIT',
+        `licence ${licenceId} already freed ${cap} devices this month; the next can be freed from ${month.end.toISOString()}`,
+      );
+    }
+    await trx.raw("UPDATE devices SET state = 'removed', removed_at = ? WHERE id = ?", [
+      now,
+      deviceId,
+    ]);
+    await appendEvents(
+      trx,
+      [
+        {
+          ispId: row.isp_id,
+          subscriberId: row.subscriber_id,
+          licenceId: row.id,
+          type: 'device-removed',
+          data: { deviceId },
+          occurredAt: now,
+        },
+      ],
+      now,
+    );
+  });
+}
