@@ -6,12 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../platform/package-root.js';
+import { registerClientCommand } from './commands/client.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerErrorsCommand } from './commands/errors.js';
 import { registerFeedsCommands } from './commands/feeds.js';
 import { registerIngestCommand } from './commands/ingest.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerPeriodCommand } from './commands/period.js';
 import { registerPollCommand } from './commands/poll.js';
 import { registerStartCommand } from './commands/start.js';
 import { describeError, EXIT_OK, ExitRequest, exitCodeFor } from './exit.js';
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerIngestCommand(program);
   registerFeedsCommands(program);
   registerPollCommand(program);
+  registerPeriodCommand(program);
+  registerClientCommand(program);
   registerDemoCommand(program);
   registerErrorsCommand(program);
   for (const command of program.commands) {

@@ -3,20 +3,32 @@
  * this file is the one place that knows which pieces make up a running Relais.
  */
 import type { FastifyPluginAsync } from 'fastify';
+import { activationRoutes } from '../api/activation.routes.js';
+import { downloadRoutes } from '../api/download.routes.js';
 import { feedPushRoutes } from '../api/feed-push.routes.js';
+import { provisioningRoutes } from '../api/provisioning.routes.js';
 import { buildApi } from '../api/server.js';
+import { subscriberRoutes } from '../api/subscriber.routes.js';
 import { databaseCheck, redisCheck } from '../platform/readiness.js';
 import { connectRedis } from '../platform/redis.js';
+import { startDeliveryWorker } from '../queue/delivery.worker.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
+import { startProvisioningWorker } from '../queue/provisioning.worker.js';
+import { startRenewalScheduler } from '../queue/renewal.scheduler.js';
 import { startScheduler as startIntakeScheduler } from '../queue/scheduler.js';
 import type { IntakeRuntime } from './intake-runtime.js';
+import type { LicensingRuntime } from './licensing-runtime.js';
 import type { Services } from './services.js';
 
 export const ROLES = ['all', 'api', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Route plugins of the capabilities, in registration order. */
-function apiRoutes(services: Services, runtime: IntakeRuntime): FastifyPluginAsync[] {
+function apiRoutes(
+  services: Services,
+  runtime: IntakeRuntime,
+  licensing: LicensingRuntime,
+): FastifyPluginAsync[] {
   const { config, redis } = services;
   const push: FastifyPluginAsync = async (app) => {
     await app.register(feedPushRoutes, {
@@ -27,13 +39,21 @@ function apiRoutes(services: Services, runtime: IntakeRuntime): FastifyPluginAsy
       prefix: config.deployment.redis.prefix,
     });
   };
-  return [push];
+  const server: FastifyPluginAsync = async (app) => {
+    const deps = licensing.server;
+    await app.register(provisioningRoutes, { deps });
+    await app.register(activationRoutes, { deps });
+    await app.register(downloadRoutes, { deps });
+    await app.register(subscriberRoutes, { deps });
+  };
+  return [push, server];
 }
 
-/** Starts the api; returns its base URL. `port` overrides the configured one (0: any free port). */
+/** Starts the api; returns its base URL. `port` overrides the configured one. */
 export async function startApi(
   services: Services,
   runtime: IntakeRuntime,
+  licensing: LicensingRuntime,
   port?: number,
 ): Promise<string> {
   const { http } = services.config.deployment;
@@ -47,7 +67,7 @@ export async function startApi(
       databaseCheck(services.licensingDb, 'licensing'),
       redisCheck(services.redis),
     ],
-    routes: apiRoutes(services, runtime),
+    routes: apiRoutes(services, runtime, licensing),
   });
   await app.listen({ host: http.host, port: port ?? http.port });
   services.lifecycle.onShutdown('api', () => app.close());
@@ -56,31 +76,73 @@ export async function startApi(
   return `http://${http.host}:${actualPort}`;
 }
 
-/** Starts the queue workers of every capability, each on its own blocking connection. */
-export async function startWorkers(services: Services, runtime: IntakeRuntime): Promise<void> {
-  const { config, log } = services;
+/** Starts the queue workers of every capability on one blocking connection. */
+export async function startWorkers(
+  services: Services,
+  runtime: IntakeRuntime,
+  licensing: LicensingRuntime,
+): Promise<void> {
+  const { config, log, metrics } = services;
   const connection = await connectRedis(config.deployment.redis, 'worker', log);
+  const { prefix } = config.deployment.redis;
+  const db = services.connectorDb;
+  const { client, vault } = licensing;
   const feeds = startFeedsWorker({
     config,
     intake: runtime.intake,
     intakeDeps: runtime.deps,
     log,
     connection,
-    prefix: config.deployment.redis.prefix,
+    prefix,
+  });
+  const provisioning = startProvisioningWorker({
+    config,
+    db,
+    client,
+    vault,
+    queues: runtime.queues,
+    log,
+    metrics,
+    connection,
+    prefix,
+  });
+  const delivery = startDeliveryWorker({
+    config,
+    db,
+    vault,
+    log,
+    metrics,
+    connection,
+    prefix,
+    report: (ispId, delivered) =>
+      client.reportDeliveries(ispId, {
+        deliveries: delivered.map((d) => ({ ...d, deliveredAt: d.deliveredAt.toISOString() })),
+      }),
   });
   services.lifecycle.onShutdown('workers', async () => {
-    await feeds.close();
+    await Promise.all([feeds.close(), provisioning.close(), delivery.close()]);
     connection.disconnect();
   });
 }
 
-/** Starts the schedules (feed polling, outbox sweep) of every capability. */
-export async function startScheduler(services: Services, runtime: IntakeRuntime): Promise<void> {
+/** Starts the schedules (feed polling, outbox sweep, period renewal) of every capability. */
+export async function startScheduler(
+  services: Services,
+  runtime: IntakeRuntime,
+  licensing: LicensingRuntime,
+): Promise<void> {
   const scheduler = startIntakeScheduler({
     config: services.config,
     db: services.connectorDb,
     queues: runtime.queues,
     log: services.log,
   });
-  services.lifecycle.onShutdown('scheduler', () => scheduler.stop());
+  const renewal = startRenewalScheduler({
+    config: services.config,
+    licensing: licensing.server,
+    log: services.log,
+  });
+  services.lifecycle.onShutdown('scheduler', async () => {
+    await Promise.all([scheduler.stop(), renewal.stop()]);
+  });
 }

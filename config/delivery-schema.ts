@@ -9,7 +9,7 @@ import { port, secretString } from './fields.js';
 export const smtpSchema = z
   .strictObject({
     host: z.string().min(1).describe("The ISP's SMTP relay."),
-    port: port.default(587),
+    port: port.default(587).describe('Port of the relay: 587 for STARTTLS, 465 for TLS.'),
     secure: z
       .boolean()
       .default(false)
@@ -18,9 +18,14 @@ export const smtpSchema = z
       .boolean()
       .default(false)
       .describe('Refuse to send when the relay does not offer STARTTLS.'),
-    user: z.string().optional(),
+    user: z.string().optional().describe('Login at the relay, when it asks for one.'),
     password: secretString.optional().describe("As '${VAR}'."),
-    timeoutMs: z.int().min(100).max(120_000).default(15_000),
+    timeoutMs: z
+      .int()
+      .min(100)
+      .max(120_000)
+      .default(15_000)
+      .describe('How long a connection or a reply may take before the send is retried later.'),
   })
   .describe('SMTP relay settings.');
 
@@ -39,7 +44,7 @@ export const emailDeliverySchema = z
 
 export const returnFileSchema = z
   .strictObject({
-    delimiter: z.string().length(1).default(';'),
+    delimiter: z.string().length(1).default(';').describe('Field separator of the return file.'),
   })
   .describe('Write keys-<batch>.csv (customer ref, key, link, expiry) to the ISP outbox.');
 

@@ -221,11 +221,6 @@ export const ERROR_CODES = {
     meaning: 'No subscriber with this id belongs to the calling ISP.',
     action: 'Check the subscriber id; an ISP only sees its own subscribers.',
   },
-  SUBSCRIBER_EXISTS: {
-    httpStatus: 409,
-    meaning: 'A subscribe names a subscriber id that already has a subscription.',
-    action: 'Send a change, suspend, resume or cancel for an existing subscriber instead.',
-  },
   SUBSCRIBER_ERASED: {
     httpStatus: 410,
     meaning: "The subscriber was erased at the ISP's request; nothing more can be done with it.",

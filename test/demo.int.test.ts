@@ -1,6 +1,7 @@
 /**
  * `relais demo` as the README runs it: the three example ISPs and their sample exports, through
- * inboxes, polls, the worker and the ledger, on this file's own databases and Redis prefix.
+ * inboxes, polls, the worker and the ledger, then provisioning, key delivery and an activation
+ * by the reference client, on this file's own databases and Redis prefix.
  * Run twice, the second run must find only duplicates and change nothing.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -50,7 +51,20 @@ describe('relais demo', () => {
     expect(run.stdout).toMatch(/line \d+ status: unknown status "EN ATTENTE"/);
     const rejectsDir = join(ctx().dir, 'var/isps/demo-fai/outbox/rejects');
     expect(existsSync(rejectsDir) && readdirSync(rejectsDir).length).toBe(1);
-    expect(run.stdout).toMatch(/provisioning queue: 5 waiting/);
+    // Every batch reached the server, every key was handed over, one was activated.
+    const batches = await ctx().connectorDb('provisioning_batches').select('state', 'applied');
+    expect(batches.length).toBeGreaterThan(0);
+    expect(batches.every((b) => b.state === 'sent')).toBe(true);
+    const licences = await ctx().licensingDb('licences').count({ n: '*' });
+    expect(Number(licences[0]?.n)).toBeGreaterThan(0);
+    const deliveries = await ctx().connectorDb('deliveries').select('state', 'secret');
+    expect(deliveries.length).toBe(Number(licences[0]?.n));
+    expect(deliveries.every((d) => d.state === 'delivered' && d.secret === null)).toBe(true);
+    const keysDir = join(ctx().dir, 'var/isps/demo-fai/outbox/keys');
+    expect(readdirSync(keysDir).filter((n) => n.endsWith('.csv')).length).toBeGreaterThan(0);
+    const activated = await ctx().licensingDb('licences').whereNotNull('activated_at');
+    expect(activated).toHaveLength(1);
+    expect(run.stdout).toMatch(/download link lists: antivirus/);
     expect(run.stdout).toMatch(/stopped cleanly/);
   }, 120_000);
 
@@ -67,5 +81,9 @@ describe('relais demo', () => {
     expect(run.stdout.match(/duplicate of feed_/g)).toHaveLength(5);
     const batchesAfter = await ctx().connectorDb('provisioning_batches').count({ n: '*' });
     expect(batchesAfter).toEqual(batchesBefore);
+    // The client's device was bound by the first run: it re-activates without a second seat.
+    const devices = await ctx().licensingDb('devices').count({ n: '*' });
+    expect(Number(devices[0]?.n)).toBe(1);
+    expect(await ctx().licensingDb('licences').whereNotNull('activated_at')).toHaveLength(1);
   }, 120_000);
 });

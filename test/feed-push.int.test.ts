@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { feedPushRoutes, signPush } from '../api/feed-push.routes.js';
 import { buildApi } from '../api/server.js';
+import { openLicensing } from '../cli/licensing-runtime.js';
 import { startApi } from '../cli/roles.js';
 import { createIntakeMetrics } from '../connectors/intake/intake-metrics.js';
 import { Lifecycle } from '../platform/lifecycle.js';
@@ -671,7 +672,7 @@ describe('when mounted by the api role (cli/roles.ts)', () => {
       lifecycle,
     };
     try {
-      const url = await startApi(services, intake, 0);
+      const url = await startApi(services, intake, openLicensing(services), 0);
       const { body } = xmlExport(3, 71);
       const res = await fetch(`${url}/v1/isps/alpha/feeds`, {
         method: 'POST',

@@ -4,14 +4,20 @@
  * Schema files editors use to complete configs.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { ispConfigReference } from '../../config/config-reference.js';
 import { buildJsonSchemas, SCHEMAS_DIR } from '../../config/json-schema.js';
 import { loadConfig } from '../../config/load.js';
 import { formatProblem } from '../../config/yaml-source.js';
+import { checkTemplates } from '../../connectors/delivery/templates.js';
 import { EXIT_FAILURE, EXIT_USAGE, ExitRequest } from '../exit.js';
 import { configOption, out } from '../output.js';
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith('..') || isAbsolute(rel) ? file : rel;
+}
 
 export function registerConfigCommands(program: Command): void {
   const config = program
@@ -22,7 +28,20 @@ export function registerConfigCommands(program: Command): void {
     .description('validate relais.yaml and every ISP file; print every problem with its line')
     .action((options: { config?: string }) => {
       const { config: loaded, problems } = loadConfig({ file: options.config });
-      if (!loaded) {
+      // Templates are files the schema cannot see: a broken one must fail here, not on the
+      // first key to deliver.
+      for (const isp of loaded?.isps.values() ?? []) {
+        for (const p of checkTemplates(isp)) {
+          problems.push({
+            file: displayPath(p.file),
+            line: p.line,
+            column: 1,
+            path: `(template of ${isp.id})`,
+            message: p.message,
+          });
+        }
+      }
+      if (!loaded || problems.length > 0) {
         for (const problem of problems) out(formatProblem(problem));
         out(`${problems.length} problem(s) found`);
         throw new ExitRequest(EXIT_USAGE);

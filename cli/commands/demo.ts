@@ -1,7 +1,9 @@
 /**
  * `relais demo`: plays Relais on the shipped config with nothing but the local MariaDB and
  * Redis: checks the config, migrates, starts every role in this process, plays the sample
- * exports of the example ISPs through their inboxes, prints what happened, and stops. Safe to
+ * exports of the example ISPs through their inboxes, provisions the subscription server,
+ * hands the keys over, activates one with the reference client, prints what happened, and
+ * stops. Safe to
  * run again and again: files seen before come back as duplicates and change nothing.
  */
 import { join } from 'node:path';
@@ -10,9 +12,10 @@ import { loadConfigOrThrow } from '../../config/load.js';
 import { Lifecycle } from '../../platform/lifecycle.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { playSampleFeeds } from '../demo-intake.js';
+import { playDesktopClient, showDeliveries, showProvisioning } from '../demo-licensing.js';
 import { commandLogger, configOption, out } from '../output.js';
 import { printMigrationReports, runMigrations } from './migrate.js';
-import { type RunningRelais, startRelais } from './start.js';
+import { startRelais } from './start.js';
 
 async function printReadiness(apiUrl: string): Promise<void> {
   const response = await fetch(`${apiUrl}/readyz`);
@@ -24,30 +27,6 @@ async function printReadiness(apiUrl: string): Promise<void> {
     ([name, r]) => `${name} ${r.ok ? 'ok' : 'FAILED'}`,
   );
   out(`   /readyz ${response.status} ${body.status}: ${checks.join(', ')}`);
-}
-
-/** What waits for the subscription server: batches per ISP, and the queue's job counts. */
-async function printProvisioningBacklog(running: RunningRelais): Promise<void> {
-  const rows = (await running.services
-    .connectorDb('provisioning_batches')
-    .select('isp_id')
-    .count({ batches: '*' })
-    .sum({ commands: 'command_count' })
-    .groupBy('isp_id')
-    .orderBy('isp_id')) as { isp_id: string; batches: number; commands: string | number }[];
-  for (const row of rows) {
-    out(`   ${row.isp_id}: ${Number(row.commands)} commands in ${row.batches} batch(es)`);
-  }
-  const counts = await running.runtime.queues.provisioning.getJobCounts(
-    'waiting',
-    'active',
-    'completed',
-    'failed',
-  );
-  out(
-    `   provisioning queue: ${counts.waiting} waiting, ${counts.active} active, ${counts.completed} completed, ${counts.failed} failed`,
-  );
-  out('   (commands carry subscriber ids and modules only; they wait for the subscription server)');
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -76,12 +55,17 @@ export function registerDemoCommand(program: Command): void {
         out('4. feeds: sample exports dropped into the ISP inboxes, picked up by polls');
         await playSampleFeeds(running, options.samples ?? join(packageRoot(), 'config/samples'));
 
-        out('5. provisioning backlog');
-        await printProvisioningBacklog(running);
         out('   see every feed: relais feeds list; one in full: relais feeds show FEED_ID');
+
+        out('5. provisioning: the worker sends the batches to the subscription server');
+        await showProvisioning(running);
+        out('6. delivery: keys and download links handed to each ISP');
+        await showDeliveries(running);
+        out('7. the desktop software (reference client) activates a key');
+        await playDesktopClient(running);
       } finally {
         await lifecycle.shutdown('demo finished');
       }
-      out('6. stopped cleanly. Demo done.');
+      out('8. stopped cleanly. Demo done.');
     });
 }

@@ -1,0 +1,56 @@
+/**
+ * Wires both halves of key handling for a process: the subscription server's dependencies
+ * (licensing database, keystore) and the connector's (vault, the client that provisions the
+ * server). In one deployment both live in one process; the connector only ever reaches the
+ * server through its HTTP API, as it would across hosts.
+ */
+import type { RelaisConfig } from '../config/load.js';
+import { openVault, type Vault } from '../connectors/vault.js';
+import type { LicensingDeps } from '../licensing/context.js';
+import { ispTokenOf } from '../licensing/isp-auth.js';
+import { type Keystore, openKeystore } from '../licensing/keystore.js';
+import { createLicensingClient, type LicensingClient } from '../queue/licensing-client.js';
+import type { Services } from './services.js';
+
+export interface LicensingRuntime {
+  /** What the server's routes and jobs are handed. */
+  server: LicensingDeps;
+  keystore: Keystore;
+  /** The connector's vault (sealed e-mail addresses, keys awaiting delivery). */
+  vault: Vault;
+  /** The connector's client of the subscription server. */
+  client: LicensingClient;
+}
+
+/** `config` with the server reached at `url` (an api started on a port chosen at run time). */
+export function withServerUrl(config: RelaisConfig, url: string): RelaisConfig {
+  const { deployment } = config;
+  return {
+    ...config,
+    deployment: {
+      ...deployment,
+      http: { ...deployment.http, publicUrl: url },
+      server: { ...deployment.server, url },
+    },
+  };
+}
+
+export function openLicensing(services: Services): LicensingRuntime {
+  const { config } = services;
+  const { keysDir } = config.deployment.signing;
+  const keystore = openKeystore(keysDir);
+  const server: LicensingDeps = {
+    config,
+    db: services.licensingDb,
+    redis: services.redis,
+    keystore,
+    log: services.log,
+    metrics: services.metrics,
+    now: () => new Date(),
+  };
+  const client = createLicensingClient({
+    baseUrl: config.deployment.server.url,
+    tokenOf: (ispId) => ispTokenOf(config, keystore, ispId),
+  });
+  return { server, keystore, vault: openVault(keysDir), client };
+}
