@@ -12,8 +12,9 @@
  * The server never stores a key: only HMAC-SHA256(key hash secret, canonical key), which is
  * what a lookup compares. The canonical form is the 25 characters, upper case, no dashes.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { RequestError } from '../platform/errors.js';
+import { takeRandom } from '../platform/ids.js';
 
 export const KEY_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const GROUPS = 5;
@@ -58,7 +59,7 @@ export function formatKey(canonical: string): string {
 
 /** A new random key, grouped for display. */
 export function generateKey(): string {
-  const bytes = randomBytes(RANDOM_LENGTH);
+  const bytes = takeRandom(RANDOM_LENGTH);
   let body = '';
   // 256 is a multiple of 32, so `byte & 31` is uniform.
   for (const byte of bytes) body += KEY_ALPHABET[byte & 31];

@@ -35,8 +35,11 @@ export const CROCKFORD_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
-/** `count` fresh bytes; a view into the pool, so use them before the next call. */
-function takeRandom(count: number): Buffer {
+/**
+ * `count` fresh bytes from the system CSPRNG; a view into the pool, so use them before the
+ * next call. Each byte is handed out once: as good as a direct call, a fraction of the cost.
+ */
+export function takeRandom(count: number): Buffer {
   if (count > pool.length) return randomFillSync(Buffer.alloc(count));
   if (poolOffset + count > pool.length) {
     randomFillSync(pool);
