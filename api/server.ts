@@ -11,7 +11,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { ERROR_CODES, type ErrorCode } from '../platform/error-codes.js';
-import { InternalError, isRelaisError } from '../platform/errors.js';
+import { InternalError, isDatabaseError, isRelaisError, isRetryable } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
@@ -61,6 +61,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     if (isRelaisError(err) && !(err instanceof InternalError)) {
       code = err.code;
       message = err.message;
+    } else if (!isRelaisError(err) && isDatabaseError(err) && isRetryable(err)) {
+      // A database restarting is an outage the client may retry, not a bug of ours.
+      code = 'DB_UNAVAILABLE';
+      message = 'the database is unavailable; retry later';
     } else if (!isRelaisError(err) && err.statusCode && err.statusCode < 500) {
       ({ code, message } = classifyFrameworkError(err));
     } else {

@@ -3,6 +3,7 @@ import {
   ConfigError,
   InternalError,
   IspDataError,
+  isDatabaseError,
   isRetryable,
   RequestError,
   TransientError,
@@ -42,5 +43,19 @@ describe('error taxonomy', () => {
     expect(isRetryable(Object.assign(new Error('x'), { code: 'ER_LOCK_DEADLOCK' }))).toBe(true);
     expect(isRetryable(new TypeError('undefined is not a function'))).toBe(false);
     expect(isRetryable(null)).toBe(false);
+    expect(isRetryable(Object.assign(new Error('x'), { code: 'ER_SERVER_SHUTDOWN' }))).toBe(true);
+    expect(isRetryable(Object.assign(new Error('pool'), { name: 'KnexTimeoutError' }))).toBe(true);
+  });
+
+  it('tells database failures from other foreign errors', () => {
+    expect(isDatabaseError(Object.assign(new Error('x'), { code: 'ER_SERVER_SHUTDOWN' }))).toBe(
+      true,
+    );
+    expect(isDatabaseError(Object.assign(new Error('x'), { sqlState: '08S01' }))).toBe(true);
+    expect(isDatabaseError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(false);
+    expect(
+      isDatabaseError(Object.assign(new Error('x'), { code: 'ECONNREFUSED', fatal: true })),
+    ).toBe(true);
+    expect(isDatabaseError(new TypeError('x'))).toBe(false);
   });
 });

@@ -72,8 +72,22 @@ export function isRelaisError(value: unknown): value is RelaisError {
  */
 export function isRetryable(err: unknown): boolean {
   if (isRelaisError(err)) return err.retryable;
+  // knex's pool gives up with this error (no code) while the database is unreachable.
+  if ((err as { name?: unknown } | null)?.name === 'KnexTimeoutError') return true;
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && RETRYABLE_SYSTEM_CODES.has(code);
+}
+
+/**
+ * Whether a foreign error comes from MySQL/MariaDB or its pool (mysql2 codes and fatal
+ * connection errors, knex's pool timeout), so an edge can answer DB_UNAVAILABLE rather than a bare internal error.
+ */
+export function isDatabaseError(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; sqlState?: unknown; fatal?: unknown } | null;
+  if (e?.name === 'KnexTimeoutError' || typeof e?.sqlState === 'string') return true;
+  // mysql2 marks the failures of a connection itself (refused, reset) as fatal.
+  if (e?.fatal === true) return true;
+  return typeof e?.code === 'string' && /^(ER_|PROTOCOL_)/.test(e.code);
 }
 
 const RETRYABLE_SYSTEM_CODES = new Set([
@@ -88,4 +102,9 @@ const RETRYABLE_SYSTEM_CODES = new Set([
   'ER_LOCK_DEADLOCK',
   'ER_LOCK_WAIT_TIMEOUT',
   'ER_CON_COUNT_ERROR',
+  // A server shutting down or restarting: the statement dies, the next connection works.
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'ER_QUERY_INTERRUPTED',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
 ]);

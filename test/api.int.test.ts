@@ -21,6 +21,18 @@ const failingRoutes: FastifyPluginAsync = async (app) => {
     throw new RequestError('HTTP_BAD_REQUEST', 'period must look like 2026-11');
   });
   app.post('/echo', async (request) => request.body);
+  // A real outage: a database nobody listens for (port 9 of loopback refuses connections).
+  app.get('/boom/database', async () => {
+    const gone = createDb(
+      { ...ctx().config.deployment.mysql, port: 9, connectTimeoutMs: 500 },
+      'connector',
+    );
+    try {
+      return await gone.raw('SELECT 1');
+    } finally {
+      await gone.destroy();
+    }
+  });
 };
 
 async function api(readiness: ReadinessCheck[]): Promise<FastifyInstance> {
@@ -139,6 +151,7 @@ describe('error answers', () => {
     ['/boom/bug', 500, 'INTERNAL', 'internal error'],
     ['/boom/internal', 500, 'INTERNAL', 'internal error'],
     ['/boom/refused', 400, 'HTTP_BAD_REQUEST', 'period must look like 2026-11'],
+    ['/boom/database', 503, 'DB_UNAVAILABLE', 'the database is unavailable; retry later'],
     ['/no/such/route', 404, 'HTTP_NOT_FOUND', 'no such route'],
   ])(
     'GET %s answers %i %s with a request id and no internals',
