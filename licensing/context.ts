@@ -21,7 +21,13 @@ export interface LicensingDeps {
   now: () => Date;
 }
 
-/** The config of an ISP the server serves; a disabled or unknown one is ISP_UNKNOWN. */
+/**
+ * The config of an ISP of this deployment; an unknown one is ISP_UNKNOWN. A disabled ISP is
+ * still served: it "keeps its data but is not polled", so its customers' licences still
+ * activate and download, and `relais period renew` closes its periods. What stops is what its
+ * schedule drives: its provisioning token (`isp-auth.ts` leaves disabled ISPs out) and the
+ * scheduled close (`queue/renewal.scheduler.ts` skips it).
+ */
 export function servedIsp(deps: Pick<LicensingDeps, 'config'>, ispId: string): IspConfig {
   const isp = deps.config.isps.get(ispId);
   if (!isp) throw new RequestError('ISP_UNKNOWN', `no ISP ${ispId} in this deployment`);

@@ -23,21 +23,45 @@ export const wireModuleCode = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,31}$/, 'expected a lowercase module code such as parental-control');
 
-export const commandSchema = z.strictObject({
-  key: z
-    .string()
-    .regex(/^sub_[0-9a-hjkmnp-tv-z]{26}:v[1-9][0-9]{0,9}$/, 'expected <subscriberId>:v<version>'),
-  kind: z.enum(['subscribe', 'change', 'suspend', 'resume', 'cancel']),
-  subscriberId: subscriberIdSchema,
-  version: z.int().min(1).max(4_294_967_295),
-  modules: z.array(wireModuleCode).max(32),
-  status: z.enum(['active', 'suspended', 'cancelled']),
-  effectiveAt: z.iso.datetime({ offset: false, precision: 3 }),
-  offer: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an offer code (letters, digits, _ . -)')
-    .optional(),
-});
+/**
+ * The statuses each kind may carry: the status is the subscription after the command, so a
+ * cancel that leaves it active would put a `cancelled` event in the ledger of a live customer.
+ * A subscribe may be suspended: a snapshot feed lists a new customer already suspended so.
+ */
+export const STATUSES_OF_KIND = {
+  subscribe: ['active', 'suspended'],
+  change: ['active', 'suspended'],
+  suspend: ['suspended'],
+  resume: ['active'],
+  cancel: ['cancelled'],
+} as const satisfies Record<string, readonly string[]>;
+
+export const commandSchema = z
+  .strictObject({
+    key: z
+      .string()
+      .regex(/^sub_[0-9a-hjkmnp-tv-z]{26}:v[1-9][0-9]{0,9}$/, 'expected <subscriberId>:v<version>'),
+    kind: z.enum(['subscribe', 'change', 'suspend', 'resume', 'cancel']),
+    subscriberId: subscriberIdSchema,
+    version: z.int().min(1).max(4_294_967_295),
+    modules: z.array(wireModuleCode).max(32),
+    status: z.enum(['active', 'suspended', 'cancelled']),
+    effectiveAt: z.iso.datetime({ offset: false, precision: 3 }),
+    offer: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected an offer code (letters, digits, _ . -)')
+      .optional(),
+  })
+  .superRefine((c, ctx) => {
+    const allowed: readonly string[] = STATUSES_OF_KIND[c.kind];
+    if (!allowed.includes(c.status)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['status'],
+        message: `a ${c.kind} command must leave the subscription ${allowed.join(' or ')}, not ${c.status}`,
+      });
+    }
+  });
 
 export const batchRequestSchema = z.strictObject({
   commands: z.array(commandSchema).min(1).max(MAX_BATCH_COMMANDS),
@@ -84,7 +108,7 @@ export interface BatchResponse {
 
 /**
  * `POST /v1/provisioning/deliveries`: the connector reports keys handed over, so the ledger
- * holds a `delivered` event per licence.
+ * holds a `delivered` event per delivery (licence and instant: a repeated report records once).
  */
 export const deliveryReportSchema = z.strictObject({
   deliveries: z

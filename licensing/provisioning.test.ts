@@ -59,6 +59,38 @@ describe('parseBatch', () => {
     expect(message).toMatch(/and 10 more problems$/);
   });
 
+  it('refuses a status the kind contradicts, naming the path, and takes every consistent pair', () => {
+    const message = refusal({
+      commands: [
+        command({ kind: 'cancel', status: 'active' }),
+        command({ kind: 'suspend', status: 'active' }),
+        command({ kind: 'resume', status: 'suspended' }),
+        command({ kind: 'subscribe', status: 'cancelled' }),
+        command({ kind: 'change', status: 'cancelled' }),
+      ],
+    }).message;
+    expect(message).toContain(
+      'commands[0].status: a cancel command must leave the subscription cancelled, not active',
+    );
+    expect(message).toContain('commands[1].status: a suspend command must leave');
+    expect(message).toContain('commands[2].status: a resume command must leave');
+    expect(message).toContain(
+      'commands[3].status: a subscribe command must leave the subscription active or suspended, not cancelled',
+    );
+    expect(message).toContain('commands[4].status: a change command must leave');
+    const consistent = [
+      command({ kind: 'subscribe', status: 'active' }),
+      // A snapshot lists a new customer already suspended: the connector subscribes it so.
+      command({ kind: 'subscribe', status: 'suspended' }),
+      command({ kind: 'change', status: 'active' }),
+      command({ kind: 'change', status: 'suspended' }),
+      command({ kind: 'suspend', status: 'suspended' }),
+      command({ kind: 'resume', status: 'active' }),
+      command({ kind: 'cancel', status: 'cancelled' }),
+    ];
+    expect(parseBatch({ commands: consistent })).toHaveLength(consistent.length);
+  });
+
   it('refuses a repeated key, a key that is not the command own, and an oversized module list', () => {
     const c = command();
     const other = command();

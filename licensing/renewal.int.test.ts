@@ -23,6 +23,8 @@ const ctx = useTestContext({
     race: isp('Europe/Paris'),
     newyork: isp('America/New_York', 0),
     neighbour: isp('Europe/Paris'),
+    late: isp('Europe/Paris'),
+    dormant: stringify({ ...shipped, enabled: false }),
   },
 });
 
@@ -76,6 +78,14 @@ async function events(ispId: string, type?: string): Promise<EventRow[]> {
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
+/** When the server applied the cancel (the seed stamps rows with the wall clock). */
+async function cancelledAt(subscriberId: string, at: Date): Promise<void> {
+  await ctx()
+    .licensingDb('subscriptions')
+    .where({ subscriber_id: subscriberId })
+    .update({ updated_at: at });
+}
+
 describe('closing a period', () => {
   it('renews active licences to the end of the next period plus grace, across the spring DST change', async () => {
     clock = new Date('2026-03-01T00:30:00Z'); // 01:30 in Paris on 1 March: February has ended
@@ -115,6 +125,8 @@ describe('closing a period', () => {
       period: '2026-10',
       validUntil: longValid,
     });
+    // Cancelled in October, the period closed.
+    await cancelledAt(cancelled?.subscriberId as string, new Date('2026-10-20T08:00:00Z'));
     const [ahead] = await seed(1, { ispId: 'autumn', period: '2026-11', validUntil: longValid });
     const [revoked] = await seed(1, {
       ispId: 'autumn',
@@ -236,6 +248,70 @@ describe('closing a period', () => {
       .where({ isp_id: 'race', period: '2026-03' })
       .first();
     expect(Number(close.renewed)).toBe(40);
+  });
+});
+
+describe('a late close', () => {
+  it('never cuts a licence to before the end of the period it was cancelled in', async () => {
+    // November closed on 15 December: some customers cancelled in early December, after it.
+    clock = new Date('2026-12-15T10:00:00Z');
+    const graceEnd = new Date('2026-12-07T23:00:00Z'); // November's validity plus 7 days
+    const [december] = await seed(1, {
+      ispId: 'late',
+      status: 'cancelled',
+      period: '2026-11',
+      validUntil: graceEnd,
+    });
+    const [unset] = await seed(1, {
+      ispId: 'late',
+      status: 'cancelled',
+      period: '2026-11',
+      validUntil: null,
+    });
+    const [november] = await seed(1, {
+      ispId: 'late',
+      status: 'cancelled',
+      period: '2026-11',
+      validUntil: graceEnd,
+    });
+    await cancelledAt(december?.subscriberId as string, new Date('2026-12-03T09:00:00Z'));
+    await cancelledAt(unset?.subscriberId as string, new Date('2026-12-03T09:00:00Z'));
+    await cancelledAt(november?.subscriberId as string, new Date('2026-11-20T09:00:00Z'));
+
+    expect(await renewPeriod(deps, 'late', '2026-11')).toMatchObject({ lapsed: 3 });
+    // December ends at 23:00Z on 31 December, November at 23:00Z on 30 November.
+    expect(iso((await licence(december?.licenceId as string)).valid_until)).toBe(
+      graceEnd.toISOString(),
+    );
+    expect(iso((await licence(unset?.licenceId as string)).valid_until)).toBe(
+      '2026-12-31T23:00:00.000Z',
+    );
+    expect(iso((await licence(november?.licenceId as string)).valid_until)).toBe(
+      '2026-11-30T23:00:00.000Z',
+    );
+    const lapsed = new Map(
+      (await events('late', 'lapsed')).map((e) => [e.licence_id, e.data?.validUntil]),
+    );
+    expect(lapsed.get(december?.licenceId as string)).toBe(graceEnd.toISOString());
+    expect(lapsed.get(unset?.licenceId as string)).toBe('2026-12-31T23:00:00.000Z');
+
+    // The December close, on time, lapses nothing again and leaves the dates alone.
+    clock = new Date('2027-01-01T06:00:00Z');
+    expect(await renewPeriod(deps, 'late', '2026-12')).toMatchObject({ lapsed: 0 });
+    expect(iso((await licence(unset?.licenceId as string)).valid_until)).toBe(
+      '2026-12-31T23:00:00.000Z',
+    );
+    expect(await events('late', 'lapsed')).toHaveLength(3);
+  });
+});
+
+describe('a disabled ISP', () => {
+  it('still has its periods closed by hand: its customers keep their licences', async () => {
+    clock = new Date('2026-04-01T06:00:00Z');
+    const [lic] = await seed(1, { ispId: 'dormant', period: '2026-03' });
+    expect(deps.config.isps.get('dormant')?.enabled).toBe(false);
+    expect(await renewPeriod(deps, 'dormant', '2026-03')).toMatchObject({ renewed: 1 });
+    expect((await licence(lic?.licenceId as string)).period).toBe('2026-04');
   });
 });
 

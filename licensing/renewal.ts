@@ -2,7 +2,9 @@
  * Period close: at the end of each period (a calendar month in the ISP time zone) the licences
  * of an ISP move on. Those whose subscription is still active are renewed to the end of the
  * next period plus the ISP's grace days; suspended ones are held (not extended, so they run
- * out unless the ISP resumes them); cancelled ones lapse at the end of the period closed.
+ * out unless the ISP resumes them); cancelled ones lapse at the end of the period closed, or
+ * of the period they were cancelled in when that is later (a close run late must not cut short
+ * what the cancel left the customer).
  *
  * An ISP may hold a million licences, so the close walks them in chunks ordered by licence id.
  * Each chunk's updates, its ledger events, its counts and the cursor of the run commit in one
@@ -16,14 +18,14 @@ import type { Knex } from 'knex';
 import { RequestError } from '../platform/errors.js';
 import { type LicensingDeps, servedIsp } from './context.js';
 import { appendEvents, type LedgerEvent } from './ledger.js';
-import { nextPeriod, PERIOD_PATTERN, periodBounds, validUntilFor } from './periods.js';
+import { nextPeriod, PERIOD_PATTERN, periodBounds, periodOf, validUntilFor } from './periods.js';
 
 export interface RenewalResult {
   /** Licences of active subscriptions extended to the next period (whole close). */
   renewed: number;
   /** Licences of suspended subscriptions left as they were. */
   held: number;
-  /** Licences of cancelled subscriptions cut to the end of the period. */
+  /** Licences of cancelled subscriptions cut to the end of the period (or of their cancel's). */
   lapsed: number;
   /** The period was closed before this call: nothing was done, the counts are the close's. */
   alreadyClosed: boolean;
@@ -64,6 +66,8 @@ interface LicenceRow {
   period: string | null;
   valid_until: Date | null;
   subscription_status: string;
+  /** When the subscription last changed: for a cancelled one, when the server applied the cancel. */
+  subscription_updated_at: Date;
 }
 
 /**
@@ -111,6 +115,18 @@ function isDeadlock(err: unknown): boolean {
  */
 function lapseKey(row: LicenceRow, closing: string): string {
   return `lapsed:${row.id}:${row.period ?? closing}`;
+}
+
+/**
+ * The latest a cancelled licence may run: the end of the closed period, or of the period of the
+ * cancel when later. A close of November run on 15 December must leave a customer who cancelled
+ * on 3 December until the end of December, as the cancel did. The cancel's time is bounded by
+ * now, so a clock skew cannot stretch it into the future.
+ */
+function lapseEnd(row: LicenceRow, periodEnd: Date, timeZone: string, now: Date): Date {
+  const cancelledAt = row.subscription_updated_at < now ? row.subscription_updated_at : now;
+  const cancelEnd = periodBounds(periodOf(cancelledAt, timeZone), timeZone).end;
+  return cancelEnd > periodEnd ? cancelEnd : periodEnd;
 }
 
 async function notLapsedYet(
@@ -195,6 +211,7 @@ export async function renewPeriod(
         'l.period',
         'l.valid_until',
         's.status as subscription_status',
+        's.updated_at as subscription_updated_at',
       )
       .forUpdate()) as LicenceRow[];
 
@@ -228,20 +245,26 @@ export async function renewPeriod(
       }
     }
     if (lapse.length > 0) {
-      // valid_until = min(valid_until, end of the period): a cancel may have cut it already.
-      await trx('licences')
-        .whereIn(
-          'id',
-          lapse.map((r) => r.id),
-        )
-        .update({
-          valid_until: trx.raw('LEAST(COALESCE(valid_until, ?), ?)', [periodEnd, periodEnd]),
-          period: trx.raw('COALESCE(period, ?)', [period]),
-          updated_at: now,
-        });
+      // valid_until = min(valid_until, lapse end): a cancel may have cut it already. One update
+      // per lapse end, and those are few (the closed period's, a late close's next ones).
+      const byEnd = new Map<number, string[]>();
       for (const r of lapse) {
-        const until =
-          r.valid_until === null || r.valid_until > periodEnd ? periodEnd : r.valid_until;
+        const end = lapseEnd(r, periodEnd, timeZone, now).getTime();
+        byEnd.set(end, [...(byEnd.get(end) ?? []), r.id]);
+      }
+      for (const [endMs, ids] of byEnd) {
+        const end = new Date(endMs);
+        await trx('licences')
+          .whereIn('id', ids)
+          .update({
+            valid_until: trx.raw('LEAST(COALESCE(valid_until, ?), ?)', [end, end]),
+            period: trx.raw('COALESCE(period, ?)', [period]),
+            updated_at: now,
+          });
+      }
+      for (const r of lapse) {
+        const end = lapseEnd(r, periodEnd, timeZone, now);
+        const until = r.valid_until === null || r.valid_until > end ? end : r.valid_until;
         events.push({
           ispId,
           subscriberId: r.subscriber_id,

@@ -126,6 +126,16 @@ async function one(c: WireCommand, ispId = 'alpha'): Promise<CommandResult> {
 }
 
 const db = () => ctx().licensingDb;
+/** The link generation a download URL carries. */
+function linkGeneration(url: string): number {
+  const reading = readDownloadToken(
+    deps.keystore.linkSecret,
+    url.split('/v1/downloads/')[1] as string,
+    NOW.getTime() / 1000,
+  );
+  if (!reading.ok) throw new Error(`unreadable link: ${reading.reason}`);
+  return reading.claims.generation;
+}
 const subscription = (id: string) => db()('subscriptions').where('subscriber_id', id).first();
 const licenceOf = (id: string) => db()('licences').where('subscriber_id', id).first();
 const eventsOf = async (id: string) =>
@@ -222,6 +232,20 @@ describe('refused batches', () => {
     expect(message).toContain('commands[1].<unnamed key>: unrecognized key');
     expect(message).not.toContain('Lilas');
     expect(message).not.toContain('a@b.fr');
+  });
+
+  it('refuses a cancel that leaves the subscription active, naming the path, storing nothing', async () => {
+    const v1 = command();
+    await one(v1);
+    const contradictory = next(v1, { kind: 'cancel', status: 'active' });
+    expect(await refused({ commands: [contradictory] })).toContain(
+      'commands[0].status: a cancel command must leave the subscription cancelled, not active',
+    );
+    expect(await subscription(v1.subscriberId)).toMatchObject({ status: 'active', version: 1 });
+    expect((await eventsOf(v1.subscriberId)).map((e) => e.type)).toEqual(['provisioned']);
+    expect(await db()('provisioning_requests').where('idempotency_key', contradictory.key)).toEqual(
+      [],
+    );
   });
 
   it('refuses more than 1000 commands, an empty batch and a repeated key', async () => {
@@ -484,9 +508,9 @@ describe('state changes', () => {
     });
   });
 
-  it('reactivates an activated licence keeping its key', async () => {
+  it('reactivates an activated licence keeping its key and its link: nothing new to deliver', async () => {
     const v1 = command();
-    await one(v1);
+    const first = (await one(v1)).licence;
     await db()('licences').where('subscriber_id', v1.subscriberId).update({ activated_at: NOW });
     const before = await licenceOf(v1.subscriberId);
     const v2 = next(v1, { kind: 'cancel', status: 'cancelled' });
@@ -494,7 +518,13 @@ describe('state changes', () => {
     const back = await one(next(v2, { kind: 'subscribe', status: 'active' }));
     expect(back.outcome).toBe('applied');
     expect(back.licence?.key).toBeUndefined();
-    expect(Buffer.compare((await licenceOf(v1.subscriberId)).key_hash, before.key_hash)).toBe(0);
+    const after = await licenceOf(v1.subscriberId);
+    expect(Buffer.compare(after.key_hash, before.key_hash)).toBe(0);
+    // The customer's first link still works: same generation, which is what downloads check.
+    expect(after).toMatchObject({ link_generation: 1, valid_until: VALID_UNTIL });
+    for (const url of [first?.downloadUrl, back.licence?.downloadUrl]) {
+      expect(linkGeneration(url as string)).toBe(after.link_generation);
+    }
   });
 });
 
@@ -680,6 +710,17 @@ describe('delivery reports', () => {
     expect(await eventsOf(mineSub)).toEqual([
       expect.objectContaining({ type: 'provisioned' }),
       { type: 'delivered', data: { channel: 'email' } },
+    ]);
+    // A later delivery of the licence (a new key after a reactivation) is a second event, and
+    // its report repeated still records once.
+    const later = { ...ok, channel: 'return-file', deliveredAt: '2027-01-05T08:00:00.000Z' };
+    for (let i = 0; i < 2; i++) {
+      const res = await post('/v1/provisioning/deliveries', { deliveries: [later] });
+      expect(res.statusCode, res.body).toBe(200);
+    }
+    expect((await eventsOf(mineSub)).filter((e) => e.type === 'delivered')).toEqual([
+      { type: 'delivered', data: { channel: 'email' } },
+      { type: 'delivered', data: { channel: 'return-file' } },
     ]);
     const bad = await post('/v1/provisioning/deliveries', {
       deliveries: [{ ...ok, email: 'x@y.fr' }],
