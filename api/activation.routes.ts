@@ -9,8 +9,12 @@
  * - `GET /v1/licensing/keys` → `{ keys }`, the public keys documents are verified with.
  *
  * Every request but the key list passes the guessing guard first (licensing/guard.ts); a
- * refusal carries Retry-After. The rules live in licensing/activation.ts; this file only reads
- * requests and shapes answers. The protocol is described in docs/activation-api.md.
+ * refusal carries Retry-After. Whatever proves itself with an activation key (an activation, a
+ * device removal by key) is a guess to the guard: it checks the address lockout and the key
+ * prefix limit, and a wrong key counts as a failure. Without Redis the guard cannot count, so
+ * these endpoints fail closed with 503 REDIS_UNAVAILABLE rather than open the door to guessing.
+ * The rules live in licensing/activation.ts; this file only reads requests and shapes answers.
+ * The protocol is described in docs/activation-api.md.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -19,13 +23,19 @@ import {
   checkIn,
   FINGERPRINT_PATTERN,
   InvalidKeyError,
+  licenceNotFound,
   type RemovalProof,
   removeDevice,
 } from '../licensing/activation.js';
 import { readKey } from '../licensing/activation-key.js';
 import type { LicensingDeps } from '../licensing/context.js';
-import { createActivationGuard, guardMetrics, ThrottledError } from '../licensing/guard.js';
-import { isRelaisError, RequestError } from '../platform/errors.js';
+import {
+  type ActivationGuard,
+  createActivationGuard,
+  guardMetrics,
+  ThrottledError,
+} from '../licensing/guard.js';
+import { isRelaisError, RequestError, TransientError } from '../platform/errors.js';
 
 export const FINGERPRINT_HEADER = 'x-relais-fingerprint';
 export const KEY_HEADER = 'x-relais-activation-key';
@@ -53,9 +63,34 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 }
 
 /** An id that cannot exist answers like an unknown one, without touching the database. */
-function idOrNotFound(value: string, notFound: () => RequestError): string {
-  if (!idParam.safeParse(value).success) throw notFound();
+function idOrNotFound(value: string): string {
+  if (!idParam.safeParse(value).success) throw licenceNotFound();
   return value;
+}
+
+/** The guard's Redis calls, with an outage as a retryable 503 instead of a 500. */
+function guardedBy(guard: ActivationGuard): ActivationGuard {
+  const unavailable = (cause: unknown) =>
+    new TransientError(
+      'REDIS_UNAVAILABLE',
+      'the guessing guard cannot reach redis; activation is refused until it is back',
+      {},
+      { cause },
+    );
+  const wrap =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await call(...args);
+      } catch (err) {
+        throw isRelaisError(err) ? err : unavailable(err);
+      }
+    };
+  return {
+    admit: wrap(guard.admit),
+    failed: wrap(guard.failed),
+    succeeded: wrap(guard.succeeded),
+  };
 }
 
 export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = async (
@@ -63,12 +98,23 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
   { deps },
 ) => {
   const metrics = guardMetrics(deps.metrics);
-  const guard = createActivationGuard(
-    deps.redis,
-    deps.config.deployment.redis.prefix,
-    deps.config.deployment.server.activation,
-    metrics,
+  const guard = guardedBy(
+    createActivationGuard(
+      deps.redis,
+      deps.config.deployment.redis.prefix,
+      deps.config.deployment.server.activation,
+      metrics,
+    ),
   );
+  // After the answer is decided, a lost Redis only loses bookkeeping: a committed activation
+  // must not read as a failure, and a refused one keeps its own answer.
+  const afterwards = async (what: string, call: () => Promise<unknown>) => {
+    try {
+      await call();
+    } catch (err) {
+      deps.log.warn({ err }, `activation guard could not record ${what}`);
+    }
+  };
 
   // Retry-After travels as a header; the shared error handler shapes the body.
   app.addHook('onError', async (_request, reply, err) => {
@@ -87,7 +133,7 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
     try {
       const activation = await activate(deps, body);
       metrics.attempts.inc({ result: activation.outcome });
-      await guard.succeeded(address(request), admission);
+      await afterwards('a success', () => guard.succeeded(address(request), admission));
       return reply.send({
         licenceId: activation.licenceId,
         deviceId: activation.deviceId,
@@ -97,7 +143,7 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
     } catch (err) {
       if (err instanceof InvalidKeyError) {
         metrics.attempts.inc({ result: err.reason });
-        await guard.failed(address(request));
+        await afterwards('a failure', () => guard.failed(address(request)));
       } else if (isRelaisError(err)) {
         const result = {
           ACTIVATION_SUSPENDED: 'suspended',
@@ -113,10 +159,7 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
   app.post<{ Params: { id: string } }>('/v1/licences/:id/check-in', async (request) => {
     const body = parse(checkInBody, request.body, 'check-in request');
     await guard.admit(address(request), { activation: false });
-    const licenceId = idOrNotFound(
-      request.params.id,
-      () => new RequestError('LICENCE_NOT_FOUND', 'no such licence with this device bound to it'),
-    );
+    const licenceId = idOrNotFound(request.params.id);
     const result = await checkIn(deps, licenceId, body.fingerprint);
     return { licenceId, deviceId: result.deviceId, document: result.document };
   });
@@ -124,13 +167,19 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
   app.delete<{ Params: { id: string; device: string } }>(
     '/v1/licences/:id/devices/:device',
     async (request, reply) => {
-      await guard.admit(address(request), { activation: false });
       const given = request.headers[FINGERPRINT_HEADER];
       const key = request.headers[KEY_HEADER];
       let proof: RemovalProof;
       if (typeof given === 'string') {
         proof = { fingerprint: parse(fingerprint, given, FINGERPRINT_HEADER) };
+        await guard.admit(address(request), { activation: false });
       } else if (typeof key === 'string') {
+        // Proving with a key is trying a key: the same lockout and prefix limit as activation.
+        const reading = readKey(key);
+        await guard.admit(address(request), {
+          activation: true,
+          keyPrefix: reading.ok ? reading.prefix : undefined,
+        });
         proof = { key };
       } else {
         throw new RequestError(
@@ -138,19 +187,15 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
           `device removal needs the ${FINGERPRINT_HEADER} header of an active device of the licence, or ${KEY_HEADER}`,
         );
       }
-      const notFound = () =>
-        new RequestError('LICENCE_NOT_FOUND', 'no such licence with this device bound to it');
-      const licenceId = idOrNotFound(request.params.id, notFound);
-      const deviceId = idOrNotFound(
-        request.params.device,
-        () => new RequestError('DEVICE_NOT_FOUND', `no active device on licence ${licenceId}`),
-      );
+      // A malformed licence id is answered without the database; the device id is left to
+      // removeDevice, which judges the proof first, so it cannot tell a guesser anything.
+      const licenceId = idOrNotFound(request.params.id);
       try {
-        await removeDevice(deps, licenceId, deviceId, proof);
+        await removeDevice(deps, licenceId, request.params.device, proof);
       } catch (err) {
         // A key that does not match is a guess like any other: it counts towards the lockout.
         if ('key' in proof && isRelaisError(err) && err.code === 'LICENCE_NOT_FOUND') {
-          await guard.failed(address(request));
+          await afterwards('a failure', () => guard.failed(address(request)));
         }
         throw err;
       }

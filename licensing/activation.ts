@@ -12,7 +12,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
-import { RequestError } from '../platform/errors.js';
+import { isRelaisError, isRetryable, RequestError, TransientError } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { hashKey, readKey } from './activation-key.js';
 import { type LicensingDeps, servedIsp } from './context.js';
@@ -141,6 +141,34 @@ interface DeviceRow {
   state: string;
 }
 
+/** Driver errors that mean the database is down or busy, not that a statement is wrong. */
+function isOutage(err: unknown): boolean {
+  const e = err as { name?: unknown; fatal?: unknown } | null;
+  // A pool that cannot get a connection in time is an outage too, though it has no code.
+  return isRetryable(err) || e?.fatal === true || e?.name === 'KnexTimeoutError';
+}
+
+/**
+ * Runs `work` and turns a database outage into a retryable 503 DB_UNAVAILABLE, so the software
+ * tries again later instead of reading a 500 as a verdict. The message keeps the driver's code
+ * and first line only (never a statement: it could hold a key hash).
+ */
+async function withDatabase<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (isRelaisError(err) || !isOutage(err)) throw err;
+    const { code, message } = err as { code?: unknown; message?: unknown };
+    const line = String(message ?? err).split('\n')[0];
+    throw new TransientError(
+      'DB_UNAVAILABLE',
+      `${what}: the licensing database is unavailable (${String(code ?? line)})`,
+      {},
+      { cause: { code, message: line } },
+    );
+  }
+}
+
 async function bindDevice(
   deps: LicensingDeps,
   found: LicenceRow,
@@ -216,7 +244,14 @@ async function bindDevice(
  * Activates a key on a device. Throws InvalidKeyError (unknown or mistyped, same answer),
  * ACTIVATION_SUSPENDED, ACTIVATION_CANCELLED or ACTIVATION_SEAT_LIMIT.
  */
-export async function activate(
+export function activate(
+  deps: LicensingDeps,
+  request: { key: string; fingerprint: string },
+): Promise<Activation> {
+  return withDatabase('activation', () => activateKey(deps, request));
+}
+
+async function activateKey(
   deps: LicensingDeps,
   request: { key: string; fingerprint: string },
 ): Promise<Activation> {
@@ -255,11 +290,12 @@ export async function activate(
   return { outcome, licenceId: row.id, deviceId, document: documentFor(deps, row, deviceId, now) };
 }
 
-function licenceNotFound(licenceId: string): RequestError {
-  return new RequestError(
-    'LICENCE_NOT_FOUND',
-    `no licence ${licenceId} with this device bound to it`,
-  );
+/**
+ * The one answer for an unknown licence, an unbound device and a failed removal proof. It names
+ * no id, so an answer to a malformed id reads the same as one the database looked up.
+ */
+export function licenceNotFound(): RequestError {
+  return new RequestError('LICENCE_NOT_FOUND', 'no such licence with this device bound to it');
 }
 
 /**
@@ -267,7 +303,15 @@ function licenceNotFound(licenceId: string): RequestError {
  * modules, suspended or expired, the status says which. Unknown licence and unbound device get
  * the same LICENCE_NOT_FOUND.
  */
-export async function checkIn(
+export function checkIn(
+  deps: LicensingDeps,
+  licenceId: string,
+  fingerprint: string,
+): Promise<{ deviceId: string; document: SignedDocument }> {
+  return withDatabase('check-in', () => checkInDevice(deps, licenceId, fingerprint));
+}
+
+async function checkInDevice(
   deps: LicensingDeps,
   licenceId: string,
   fingerprint: string,
@@ -280,7 +324,7 @@ export async function checkIn(
       WHERE l.id = ?`,
     [fpHash, licenceId],
   );
-  if (!row) throw licenceNotFound(licenceId);
+  if (!row) throw licenceNotFound();
   const now = deps.now();
   await deps.db.raw('UPDATE devices SET last_seen_at = ? WHERE id = ?', [now, row.device_id]);
   return { deviceId: row.device_id, document: documentFor(deps, row, row.device_id, now) };
@@ -294,8 +338,21 @@ export type RemovalProof = { fingerprint: string } | { key: string };
  * devices this calendar month in the ISP's time zone. The month's count comes from the
  * ledger's `device-removed` events, so re-binding and freeing the same device again counts
  * twice, and cycling cannot mint seats.
+ *
+ * The proof is judged before anything about the device: a failed proof answers
+ * LICENCE_NOT_FOUND whatever the device id (unknown, removed or not even an id), so only the
+ * key's holder learns that a device id is wrong.
  */
-export async function removeDevice(
+export function removeDevice(
+  deps: LicensingDeps,
+  licenceId: string,
+  deviceId: string,
+  proof: RemovalProof,
+): Promise<void> {
+  return withDatabase('device removal', () => freeDevice(deps, licenceId, deviceId, proof));
+}
+
+async function freeDevice(
   deps: LicensingDeps,
   licenceId: string,
   deviceId: string,
@@ -306,7 +363,7 @@ export async function removeDevice(
     const [row] = await rows<LicenceRow>(trx, `${LICENCE_SELECT} WHERE l.id = ? FOR UPDATE`, [
       licenceId,
     ]);
-    if (!row) throw licenceNotFound(licenceId);
+    if (!row) throw licenceNotFound();
     const devices = await rows<DeviceRow & { fingerprint_hash: Buffer }>(
       trx,
       "SELECT id, state, fingerprint_hash FROM devices WHERE licence_id = ? AND state = 'active'",
@@ -315,17 +372,17 @@ export async function removeDevice(
     if ('fingerprint' in proof) {
       const fpHash = fingerprintHash(secret, proof.fingerprint);
       if (!devices.some((d) => timingSafeEqual(d.fingerprint_hash, fpHash)))
-        throw licenceNotFound(licenceId);
+        throw licenceNotFound();
     } else {
       const reading = readKey(proof.key);
       const keyHash = reading.ok ? hashKey(secret, reading.canonical) : Buffer.alloc(32);
-      if (!timingSafeEqual(keyHash, row.key_hash)) throw licenceNotFound(licenceId);
+      if (!timingSafeEqual(keyHash, row.key_hash)) throw licenceNotFound();
     }
     const target = devices.find((d) => d.id === deviceId);
     if (!target) {
       throw new RequestError(
         'DEVICE_NOT_FOUND',
-        `no active device ${deviceId} on licence ${licenceId}`,
+        `no active device with this id on licence ${licenceId}`,
       );
     }
     const isp = servedIsp(deps, row.isp_id);

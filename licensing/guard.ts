@@ -6,10 +6,10 @@
  * - each client address may make `perAddressPerMinute` requests a minute (activation, check-in,
  *   device removal), and each key prefix (the first group of a well-formed key) takes
  *   `perKeyPrefixPerMinute` attempts a minute whoever sends them: beyond, RATE_LIMITED;
- * - each failed activation (unknown or mistyped key) counts against the address; from the
- *   `lockoutAfterFailures`-th on, the address is locked out of activation for `lockoutBaseS`,
- *   doubled per further failure up to `lockoutMaxS`: ACTIVATION_LOCKED. A success forgets the
- *   failures; so does a day without one.
+ * - each failed key attempt (an activation or a device removal with an unknown or mistyped
+ *   key) counts against the address; from the `lockoutAfterFailures`-th on, the address is
+ *   locked out of key attempts for `lockoutBaseS`, doubled per further failure up to
+ *   `lockoutMaxS`: ACTIVATION_LOCKED. A success forgets the failures; so does a day without one.
  *
  * Windows are fixed minutes (a counter with a 60 s expiry): cheap, and the Retry-After is the
  * counter's remaining life. One Lua script checks and counts before the attempt (one round
@@ -80,11 +80,12 @@ export interface Admission {
 
 export interface ActivationGuard {
   /**
-   * Counts a request and refuses it when over a limit. `keyPrefix` only for activations of a
-   * well-formed key; `activation` also checks the address lockout.
+   * Counts a request and refuses it when over a limit. `activation` for any attempt that proves
+   * itself with a key (activation, device removal by key): it also checks the address lockout;
+   * `keyPrefix` when that key is well-formed.
    */
   admit(address: string, options: { activation: boolean; keyPrefix?: string }): Promise<Admission>;
-  /** Records a failed activation; returns the lockout it started, in seconds (0: none). */
+  /** Records a failed key attempt; returns the lockout it started, in seconds (0: none). */
   failed(address: string): Promise<number>;
   /** Forgets the address's failures after a successful activation. */
   succeeded(address: string, admission: Admission): Promise<void>;

@@ -1,19 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { activationRoutes } from '../api/activation.routes.js';
 import { buildApi } from '../api/server.js';
 import type { RelaisConfig } from '../config/load.js';
+import * as rules from '../licensing/activation.js';
 import { checkCharacter, generateKey, readKey } from '../licensing/activation-key.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { openKeystore } from '../licensing/keystore.js';
 import { checkLicenceDocument, type LicenceClaims } from '../licensing/licence-document.js';
 import { signDocument } from '../licensing/signed-document.js';
+import { createDb } from '../platform/db.js';
 import { silentLogger } from '../platform/logger.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
+import { redisOptions } from '../platform/redis.js';
 import { useTestContext } from './harness/context.js';
 import { type SeedOptions, seedLicence } from './harness/seed-licences.js';
 
@@ -43,8 +47,17 @@ function withLimits(config: RelaisConfig, activation: typeof RELAXED): RelaisCon
   };
 }
 
-async function apiWith(limits: typeof RELAXED, metrics: Metrics = createMetrics()) {
-  const own: LicensingDeps = { ...deps, config: withLimits(ctx().config, limits), metrics };
+async function apiWith(
+  limits: typeof RELAXED,
+  metrics: Metrics = createMetrics(),
+  parts: Partial<LicensingDeps> = {},
+) {
+  const own: LicensingDeps = {
+    ...deps,
+    ...parts,
+    config: withLimits(ctx().config, limits),
+    metrics,
+  };
   const api = await buildApi({
     log: silentLogger(),
     metrics,
@@ -453,6 +466,179 @@ describe('device removal', () => {
     const bare = await remove(licence.licenceId, 'dev_00000000000000000000000000', {});
     expect(bare.statusCode).toBe(400);
     expect(bare.json().message).toContain('x-relais-fingerprint');
+  });
+
+  it('answers a failed proof the same whatever the device id, so a guessed key learns nothing', async () => {
+    clock = new Date();
+    const licence = await seed({ deviceLimit: 2 });
+    const bound = (await activate(licence.key, fingerprint())).json();
+    const answers = [];
+    for (const device of [bound.deviceId, 'dev_00000000000000000000000000', 'nope']) {
+      const proofs: Record<string, string>[] = [
+        { 'x-relais-activation-key': generateKey() },
+        { 'x-relais-fingerprint': fingerprint() },
+      ];
+      for (const headers of proofs) {
+        const res = await remove(licence.licenceId, device, headers);
+        const { requestId: _r, ...rest } = res.json();
+        answers.push({ status: res.statusCode, body: rest });
+      }
+    }
+    for (const answer of answers) {
+      expect(answer).toEqual({
+        status: 404,
+        body: {
+          code: 'LICENCE_NOT_FOUND',
+          message: 'no such licence with this device bound to it',
+        },
+      });
+    }
+    // The key's holder, and only they, hear that the device id is wrong.
+    const holder = await remove(licence.licenceId, 'nope', {
+      'x-relais-activation-key': licence.key,
+    });
+    expect(holder.statusCode).toBe(404);
+    expect(holder.json().code).toBe('DEVICE_NOT_FOUND');
+    expect(await activeDevices(licence.licenceId)).toHaveLength(1);
+  });
+
+  it('holds removals by key to the activation lockout and key prefix limit', async () => {
+    clock = new Date();
+    const guarded = await apiWith({
+      perAddressPerMinute: 1000,
+      perKeyPrefixPerMinute: 3,
+      lockoutAfterFailures: 2,
+      lockoutBaseS: 30,
+      lockoutMaxS: 60,
+    });
+    try {
+      const licence = await seed();
+      const bound = (await activate(licence.key, fingerprint())).json();
+      const removal = (key: string, remoteAddress: string) =>
+        guarded.inject({
+          method: 'DELETE',
+          url: `/v1/licences/${licence.licenceId}/devices/${bound.deviceId}`,
+          headers: { 'x-relais-activation-key': key },
+          remoteAddress,
+        });
+      // Two wrong keys lock the address: its next removal by key and its activations wait.
+      expect((await removal(generateKey(), '10.9.3.1')).statusCode).toBe(404);
+      expect((await removal(generateKey(), '10.9.3.1')).statusCode).toBe(404);
+      const locked = await removal(licence.key, '10.9.3.1');
+      expect(locked.statusCode).toBe(429);
+      expect(locked.json().code).toBe('ACTIVATION_LOCKED');
+      expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+      const activation = await guarded.inject({
+        method: 'POST',
+        url: '/v1/activations',
+        payload: { key: licence.key, fingerprint: fingerprint() },
+        remoteAddress: '10.9.3.1',
+      });
+      expect(activation.json().code).toBe('ACTIVATION_LOCKED');
+
+      // Keys with the licence's first group, from many addresses: the activation above was the
+      // first of the minute, so the third removal is the fourth attempt and is rate-limited.
+      const prefix = (readKey(licence.key) as { prefix: string }).prefix;
+      const codes = [];
+      for (let i = 0; i < 4; i++) {
+        const body = `${prefix}${generateKey().replace(/-/g, '').slice(5, 24)}`;
+        const res = await removal(body + checkCharacter(body), `10.9.4.${i}`);
+        codes.push(res.json().code);
+      }
+      expect(codes).toEqual([
+        'LICENCE_NOT_FOUND',
+        'LICENCE_NOT_FOUND',
+        'RATE_LIMITED',
+        'RATE_LIMITED',
+      ]);
+      expect(await activeDevices(licence.licenceId)).toHaveLength(1);
+    } finally {
+      await guarded.close();
+    }
+  });
+});
+
+describe('outages', () => {
+  it('answers 503 DB_UNAVAILABLE, retryable, when the licensing database cannot be reached', async () => {
+    const licence = await seed();
+    const fp = fingerprint();
+    const bound = (await activate(licence.key, fp)).json();
+    const down = createDb({ ...ctx().config.deployment.mysql, port: 1 }, 'licensing');
+    const broken = await apiWith(RELAXED, createMetrics(), { db: down });
+    try {
+      const answers = [
+        await broken.inject({
+          method: 'POST',
+          url: '/v1/activations',
+          payload: { key: licence.key, fingerprint: fp },
+        }),
+        await broken.inject({
+          method: 'POST',
+          url: `/v1/licences/${licence.licenceId}/check-in`,
+          payload: { fingerprint: fp },
+        }),
+        await broken.inject({
+          method: 'DELETE',
+          url: `/v1/licences/${licence.licenceId}/devices/${bound.deviceId}`,
+          headers: { 'x-relais-activation-key': licence.key },
+        }),
+      ];
+      for (const res of answers) {
+        expect(res.statusCode, res.body).toBe(503);
+        expect(res.json().code).toBe('DB_UNAVAILABLE');
+        expect(res.json().message).not.toContain(licence.key);
+      }
+      // The rules raise it themselves, retryable, whoever calls them.
+      const own = { ...deps, db: down };
+      const outage = { code: 'DB_UNAVAILABLE', retryable: true };
+      await expect(
+        rules.activate(own, { key: licence.key, fingerprint: fp }),
+      ).rejects.toMatchObject(outage);
+      await expect(rules.checkIn(own, licence.licenceId, fp)).rejects.toMatchObject(outage);
+      await expect(
+        rules.removeDevice(own, licence.licenceId, bound.deviceId, { key: licence.key }),
+      ).rejects.toMatchObject(outage);
+    } finally {
+      await broken.close();
+      await down.destroy();
+    }
+  });
+
+  it('fails closed with 503 REDIS_UNAVAILABLE when the guard cannot reach redis', async () => {
+    const licence = await seed();
+    const fp = fingerprint();
+    const bound = (await activate(licence.key, fp)).json();
+    // A producer connection, as the api has: no offline queue, so commands fail at once.
+    const down = new Redis('redis://127.0.0.1:1', redisOptions('producer'));
+    down.on('error', () => {});
+    const broken = await apiWith(RELAXED, createMetrics(), { redis: down });
+    try {
+      const answers = [
+        await broken.inject({
+          method: 'POST',
+          url: '/v1/activations',
+          payload: { key: licence.key, fingerprint: fp },
+        }),
+        await broken.inject({
+          method: 'POST',
+          url: `/v1/licences/${licence.licenceId}/check-in`,
+          payload: { fingerprint: fp },
+        }),
+        await broken.inject({
+          method: 'DELETE',
+          url: `/v1/licences/${licence.licenceId}/devices/${bound.deviceId}`,
+          headers: { 'x-relais-activation-key': licence.key },
+        }),
+      ];
+      for (const res of answers) {
+        expect(res.statusCode, res.body).toBe(503);
+        expect(res.json().code).toBe('REDIS_UNAVAILABLE');
+      }
+      expect(await activeDevices(licence.licenceId)).toHaveLength(1);
+    } finally {
+      await broken.close();
+      down.disconnect();
+    }
   });
 });
 
