@@ -16,6 +16,7 @@ import { registerMigrateCommand } from './commands/migrate.js';
 import { registerPeriodCommand } from './commands/period.js';
 import { registerPollCommand } from './commands/poll.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerSubscribersCommand } from './commands/subscribers.js';
 import { describeError, EXIT_OK, ExitRequest, exitCodeFor } from './exit.js';
 
 function version(): string {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerPollCommand(program);
   registerPeriodCommand(program);
   registerClientCommand(program);
+  registerSubscribersCommand(program);
   registerDemoCommand(program);
   registerErrorsCommand(program);
   for (const command of program.commands) {

@@ -1,9 +1,10 @@
 /**
- * The subscriber map in the connector database: customer ref to subscriber id, and the state
- * last applied for each subscriber. With `subscriber-writes.ts` (its writes), the only module
- * that touches the `subscribers` table; refs never leave through it except back to the
- * connector's own callers.
+ * The subscriber map in the connector database: customer ref to subscriber id, the state last
+ * applied for each subscriber, and the refs of erased subscribers. With `subscriber-writes.ts`
+ * (its writes), the only module that touches the `subscribers` table; refs never leave through
+ * it except back to the connector's own callers.
  */
+import type { Knex } from 'knex';
 import type { SubscriptionStatus } from '../config/isp-schema.js';
 import type { Db } from '../platform/db.js';
 import type { ProvisioningCommand } from './provisioning-command.js';
@@ -210,4 +211,69 @@ export async function commandTotals(db: Db, feedId: string): Promise<CommandTota
     cancels: n(row?.cancels),
     batches: n(row?.batches),
   };
+}
+
+/**
+ * The current versions of some subscribers, share-locked until the caller's transaction ends:
+ * an intake writing a newer change of one of them waits for that commit. Erased subscribers
+ * (no row) are absent from the map.
+ */
+export async function lockSubscriberVersions(
+  trx: Knex.Transaction,
+  subscriberIds: readonly string[],
+): Promise<Map<string, number>> {
+  if (subscriberIds.length === 0) return new Map();
+  const rows: { subscriber_id: string; version: number }[] = await trx('subscribers')
+    .select('subscriber_id', 'version')
+    .whereIn('subscriber_id', subscriberIds)
+    .forShare();
+  return new Map(rows.map((r) => [r.subscriber_id, Number(r.version)]));
+}
+
+/**
+ * Moves a subscriber out of the map into `erased_subscribers`: its ref is free again (a customer
+ * who comes back gets a new subscriber id), and the old pair stays for billing of closed
+ * periods. Returns false when the ref no longer maps to `subscriberId` (moved already).
+ */
+export async function moveToErased(
+  trx: Knex.Transaction,
+  erased: {
+    ispId: string;
+    customerRef: string;
+    subscriberId: string;
+    receiptId: string | null;
+    erasedAt: Date;
+  },
+): Promise<boolean> {
+  const row = await trx('subscribers')
+    .select('subscriber_id')
+    .where({ isp_id: erased.ispId, customer_ref: erased.customerRef })
+    .forUpdate()
+    .first();
+  if (row?.subscriber_id !== erased.subscriberId) return false;
+  await trx('erased_subscribers').insert({
+    subscriber_id: erased.subscriberId,
+    isp_id: erased.ispId,
+    customer_ref: erased.customerRef,
+    receipt_id: erased.receiptId,
+    erased_at: erased.erasedAt,
+  });
+  await trx('subscribers')
+    .where({ isp_id: erased.ispId, customer_ref: erased.customerRef })
+    .delete();
+  return true;
+}
+
+/** The subscriber id a ref had when it was last erased, if it ever was. */
+export async function lastErasedIdOf(
+  db: Db,
+  ispId: string,
+  customerRef: string,
+): Promise<string | undefined> {
+  const row = await db('erased_subscribers')
+    .select('subscriber_id')
+    .where({ isp_id: ispId, customer_ref: customerRef })
+    .orderBy('erased_at', 'desc')
+    .first();
+  return row?.subscriber_id;
 }

@@ -319,6 +319,12 @@ export const ERROR_CODES = {
     meaning: 'A signing key or secret in the keys folder exists but cannot be read or parsed.',
     action: 'Restore the file from backup; never delete it, or issued keys and documents break.',
   },
+  ERASURE_DEFERRED: {
+    httpStatus: 409,
+    meaning:
+      "A customer cannot be erased just now: the ISP's intake is applying a feed, or the customer's subscribe has not reached the subscription server yet.",
+    action: 'Run the erasure again in a few minutes; nothing was erased.',
+  },
   HTTP_NOT_FOUND: {
     httpStatus: 404,
     meaning: 'No route answers this method and path.',

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { syncIsps } from '../connectors/isp-registry.js';
@@ -13,20 +14,36 @@ import { useTestContext } from '../test/harness/context.js';
 import { deliveryRow, hasContact, seedDelivery } from '../test/harness/deliveries.js';
 import { freePort } from '../test/harness/ports.js';
 import { createTestRelay, type TestRelay } from '../test/harness/smtp.js';
-import { type DeliveredKey, type DeliveryWorker, startDeliveryWorker } from './delivery.worker.js';
-import { deliveryJobId, JOB_NAMES, openQueues, type Queues } from './queues.js';
+import {
+  type DeliveredKey,
+  type DeliveryWorker,
+  queueDelivery,
+  startDeliveryWorker,
+  sweepPendingDeliveries,
+} from './delivery.worker.js';
+import {
+  CAPPED_BACKOFF,
+  type DeliverBatchJob,
+  deliveryJobId,
+  JOB_NAMES,
+  openQueues,
+  QUEUE_NAMES,
+  type Queues,
+} from './queues.js';
 
 const relayPort = await freePort();
+/** The relay of the `outage` ISP, down for longer than its jobs' retries. */
+const outagePort = await freePort();
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
 
-function emailIsp(extra: Record<string, unknown> = {}): string {
+function emailIsp(extra: Record<string, unknown> = {}, port = relayPort): string {
   return stringify({
     ...shipped,
     delivery: {
       mode: 'email',
       email: {
         from: 'Demo FAI <securite@demo-fai.example>',
-        smtp: { host: '127.0.0.1', port: relayPort, timeoutMs: 2000 },
+        smtp: { host: '127.0.0.1', port, timeoutMs: 2000 },
         ...extra,
       },
     },
@@ -37,11 +54,15 @@ const ctx = useTestContext({
   isps: {
     mail: emailIsp(),
     'bad-templates': emailIsp({ templatesDir: 'no-such-folder' }),
+    outage: emailIsp({}, outagePort),
     files: stringify(shipped),
   },
 });
 
 let relay: TestRelay;
+let outageRelay: TestRelay;
+/** The delivery queue with few, short attempts: a job runs out of them within the test. */
+let shortQueue: Queue<DeliverBatchJob>;
 let vault: Vault;
 let queues: Queues;
 let worker: DeliveryWorker;
@@ -54,6 +75,13 @@ let reportFailures = 0;
 beforeAll(async () => {
   // The relay is down until a test starts it.
   relay = await createTestRelay({ port: relayPort, listen: false });
+  outageRelay = await createTestRelay({ port: outagePort, listen: false });
+  shortQueue = new Queue<DeliverBatchJob>(QUEUE_NAMES.delivery, {
+    connection: ctx().redis,
+    prefix: ctx().prefix,
+    // The production backoff type, so the worker must know it; 100 ms instead of 5 s.
+    defaultJobOptions: { attempts: 3, backoff: { type: CAPPED_BACKOFF, delay: 100 } },
+  });
   vault = openVault(ctx().config.deployment.signing.keysDir);
   queues = openQueues(ctx().redis, ctx().prefix);
   const log = createLogger({
@@ -86,8 +114,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.close();
+  await shortQueue?.close();
   await queues?.close();
   await relay?.stop();
+  await outageRelay?.stop();
 });
 
 async function enqueue(ispId: string, batchId: number) {
@@ -263,6 +293,79 @@ describe('delivery worker', () => {
       },
     ]);
     expect(await counter('files', 'delivered', 'return-file')).toBe(1);
+  });
+
+  it('delivers keys a batch recorded after its delivery job completed', async () => {
+    const db = ctx().connectorDb;
+    const batchId = 105;
+    const first = await seedDelivery(db, vault, {
+      ispId: 'mail',
+      batchId,
+      email: 'eve@example.net',
+    });
+    // A deferred batch's first keys, queued by a sweep; the job delivers them and completes.
+    expect(await sweepPendingDeliveries({ config: ctx().config, db, queues })).toBeGreaterThan(0);
+    await waitFor('the first key delivered', async () =>
+      (await deliveryRow(db, first.id)).state === 'delivered' ? true : undefined,
+    );
+    await waitFor('the first job finished', async () =>
+      (await queues.delivery.getDeduplicationJobId(deliveryJobId(batchId))) ? undefined : true,
+    );
+
+    // The batch finishes later with another key: the add must not be swallowed by the old job.
+    const second = await seedDelivery(db, vault, {
+      ispId: 'mail',
+      batchId,
+      email: 'fay@example.net',
+    });
+    await queueDelivery(queues, 'mail', batchId);
+    await waitFor('the second key delivered', async () =>
+      (await deliveryRow(db, second.id)).state === 'delivered' ? true : undefined,
+    );
+    expect(relay.received.filter((m) => m.to.includes('eve@example.net'))).toHaveLength(1);
+  });
+
+  it('replaces a delivery job that ran out of retries once the relay is back', async () => {
+    const db = ctx().connectorDb;
+    const batchId = 106;
+    const seeded = await seedDelivery(db, vault, {
+      ispId: 'outage',
+      batchId,
+      email: 'gus@example.net',
+    });
+    await queueDelivery({ delivery: shortQueue }, 'outage', batchId);
+    // Three attempts against a relay that does not listen, then the job fails for good.
+    await waitFor('the job given up', async () => {
+      const row = await deliveryRow(db, seeded.id);
+      const live = await shortQueue.getDeduplicationJobId(deliveryJobId(batchId));
+      return row.attempts >= 3 && !live ? row : undefined;
+    });
+    expect(await deliveryRow(db, seeded.id)).toMatchObject({ state: 'pending' });
+    expect(await shortQueue.getFailedCount()).toBeGreaterThanOrEqual(1);
+
+    await outageRelay.start();
+    // The scheduler's sweep, with no person involved.
+    await sweepPendingDeliveries({ config: ctx().config, db, queues: { delivery: shortQueue } });
+    await waitFor('the key delivered', async () =>
+      (await deliveryRow(db, seeded.id)).state === 'delivered' ? true : undefined,
+    );
+    expect(outageRelay.received.filter((m) => m.to.includes('gus@example.net'))).toHaveLength(1);
+  });
+
+  it('adds nothing while a job of the batch is still waiting or retrying', async () => {
+    const db = ctx().connectorDb;
+    const batchId = 107;
+    await seedDelivery(db, vault, { ispId: 'bad-templates', batchId, email: 'hal@example.net' });
+    await worker.close(); // nothing runs the jobs: each add finds the first one waiting
+    try {
+      for (let i = 0; i < 3; i++) await queueDelivery(queues, 'bad-templates', batchId);
+      await sweepPendingDeliveries({ config: ctx().config, db, queues });
+      const waiting = await queues.delivery.getWaiting();
+      expect(waiting.filter((job) => job.data.batchId === batchId)).toHaveLength(1);
+    } finally {
+      const waiting = await queues.delivery.getWaiting();
+      for (const job of waiting) await job.remove();
+    }
   });
 
   it('writes no address and no key to the log', () => {

@@ -7,7 +7,13 @@
  * `reported_at`): a report that fails never undoes a delivery. The job is retried for it, and
  * any later run for the same ISP reports what is still unreported, so a delivery is reported at
  * least once even if this job runs out of attempts. The server records a report once per
- * licence, so repeats are harmless.
+ * licence, so repeats are harmless. A report the server refuses for good (a licence it does not
+ * know) is split row by row, so one bad row never holds back the ISP's other reports.
+ *
+ * Jobs are added per batch with BullMQ deduplication instead of a fixed job id: while a job of
+ * the batch waits or retries, an add is a no-op; once it finished (completed, or failed after a
+ * day of retries), the next add (`queueDelivery`, or the periodic `sweepPendingDeliveries`)
+ * starts a new one, so pending keys always get a job without a person.
  */
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -22,14 +28,22 @@ import {
 } from '../connectors/delivery/email.js';
 import { deliverByReturnFile } from '../connectors/delivery/return-file.js';
 import { loadTemplates } from '../connectors/delivery/templates.js';
+import { batchesWithPendingDeliveries } from '../connectors/provisioning/batch-store.js';
 import type { Vault } from '../connectors/vault.js';
 import { MAX_BATCH_COMMANDS } from '../licensing/provisioning-wire.js';
 import type { Db } from '../platform/db.js';
-import { ConfigError, InternalError } from '../platform/errors.js';
+import { ConfigError, InternalError, isRelaisError, isRetryable } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { forQueue } from './job-errors.js';
-import { type DeliverBatchJob, JOB_NAMES, QUEUE_NAMES } from './queues.js';
+import {
+  BACKOFF_STRATEGY,
+  type DeliverBatchJob,
+  deliveryJobOptions,
+  JOB_NAMES,
+  QUEUE_NAMES,
+  type Queues,
+} from './queues.js';
 
 export type { DeliveredKey } from '../connectors/delivery/email.js';
 
@@ -77,20 +91,29 @@ function deliveriesCounter(metrics: Metrics): Counter<'isp' | 'channel' | 'resul
   });
 }
 
-/** Reports every delivered, unreported key of the ISP, 1,000 at a time; returns how many. */
+interface UnreportedRow {
+  id: string | number;
+  subscriber_id: string;
+  licence_id: string;
+  channel: DeliveredKey['channel'];
+  delivered_at: Date;
+}
+
+const LAST_ERROR_CHARS = 255;
+
+/**
+ * Reports every delivered, unreported key of the ISP, 1,000 at a time; returns how many the
+ * server took. The server takes a report whole or not at all, so when it refuses one for good
+ * the rows are sent again one by one: each refused row gets `reported_at` and the refusal in
+ * `last_error` (it would be refused on every retry), the others are reported as usual.
+ */
 export async function reportDeliveries(
-  deps: Pick<DeliveryWorkerDeps, 'db' | 'report' | 'now'>,
+  deps: Pick<DeliveryWorkerDeps, 'db' | 'report' | 'now' | 'log'>,
   ispId: string,
 ): Promise<number> {
   let reported = 0;
   for (;;) {
-    const rows: {
-      id: string | number;
-      subscriber_id: string;
-      licence_id: string;
-      channel: DeliveredKey['channel'];
-      delivered_at: Date;
-    }[] = await deps
+    const rows: UnreportedRow[] = await deps
       .db('deliveries')
       .select('id', 'subscriber_id', 'licence_id', 'channel', 'delivered_at')
       .where({ isp_id: ispId, state: 'delivered' })
@@ -98,24 +121,107 @@ export async function reportDeliveries(
       .orderBy('id')
       .limit(MAX_BATCH_COMMANDS);
     if (rows.length === 0) return reported;
-    await deps.report(
-      ispId,
-      rows.map((r) => ({
-        subscriberId: r.subscriber_id,
-        licenceId: r.licence_id,
-        channel: r.channel,
-        deliveredAt: r.delivered_at,
-      })),
-    );
-    await deps
-      .db('deliveries')
-      .whereIn(
-        'id',
-        rows.map((r) => r.id),
-      )
-      .update({ reported_at: deps.now?.() ?? new Date() });
-    reported += rows.length;
+    try {
+      await sendReport(deps, ispId, rows);
+      reported += rows.length;
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      reported += await reportOneByOne(deps, ispId, rows);
+    }
   }
+}
+
+async function sendReport(
+  deps: Pick<DeliveryWorkerDeps, 'db' | 'report' | 'now'>,
+  ispId: string,
+  rows: UnreportedRow[],
+): Promise<void> {
+  await deps.report(
+    ispId,
+    rows.map((r) => ({
+      subscriberId: r.subscriber_id,
+      licenceId: r.licence_id,
+      channel: r.channel,
+      deliveredAt: r.delivered_at,
+    })),
+  );
+  await deps
+    .db('deliveries')
+    .whereIn(
+      'id',
+      rows.map((r) => r.id),
+    )
+    .update({ reported_at: deps.now?.() ?? new Date() });
+}
+
+/** The rows of a refused report, one call each; returns how many the server took. */
+async function reportOneByOne(
+  deps: Pick<DeliveryWorkerDeps, 'db' | 'report' | 'now' | 'log'>,
+  ispId: string,
+  rows: UnreportedRow[],
+): Promise<number> {
+  let reported = 0;
+  for (const row of rows) {
+    try {
+      await sendReport(deps, ispId, [row]);
+      reported++;
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      const reason = isRelaisError(err) ? `${err.code}: ${err.message}` : String(err);
+      // Ids and a code only: the server's message names the licence and subscriber ids.
+      deps.log.warn(
+        { isp: ispId, deliveryId: Number(row.id), licenceId: row.licence_id, err },
+        'delivery report refused for this key; not reported again',
+      );
+      await deps
+        .db('deliveries')
+        .where({ id: row.id })
+        .update({
+          reported_at: deps.now?.() ?? new Date(),
+          last_error: `report refused: ${reason}`.slice(0, LAST_ERROR_CHARS),
+        });
+    }
+  }
+  return reported;
+}
+
+/**
+ * Adds the delivery job of a batch, deduplicated per batch (`deliveryJobOptions`): a no-op
+ * while one waits or retries; queued behind one that runs; a new job once the last finished.
+ */
+export async function queueDelivery(
+  queues: Pick<Queues, 'delivery'>,
+  ispId: string,
+  batchId: number,
+): Promise<void> {
+  await queues.delivery.add(
+    JOB_NAMES.deliverBatch,
+    { ispId, batchId },
+    deliveryJobOptions(batchId),
+  );
+}
+
+/**
+ * Adds a delivery job for every batch whose keys still wait, in any batch state (a deferred
+ * batch's recorded keys are real keys). Safe to run any number of times, from any number of
+ * processes: a batch with a live job gets nothing more. Run by the provisioning worker at
+ * start-up and by the scheduler role on a schedule, so a job that failed for good or was lost
+ * (a crash before the add, Redis data lost) is replaced without a person. Returns the batches.
+ */
+export async function sweepPendingDeliveries(deps: {
+  config: RelaisConfig;
+  db: Db;
+  queues: Pick<Queues, 'delivery'>;
+}): Promise<number> {
+  let batches = 0;
+  for (const isp of deps.config.isps.values()) {
+    if (isp.delivery.mode === 'none') continue;
+    for (const batchId of await batchesWithPendingDeliveries(deps.db, isp.id)) {
+      await queueDelivery(deps.queues, isp.id, batchId);
+      batches++;
+    }
+  }
+  return batches;
 }
 
 class DeliveryRun {
@@ -231,7 +337,12 @@ export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         throw forQueue(err);
       }
     },
-    { connection: deps.connection, prefix: deps.prefix, concurrency: deps.concurrency ?? 2 },
+    {
+      connection: deps.connection,
+      prefix: deps.prefix,
+      concurrency: deps.concurrency ?? 2,
+      settings: { backoffStrategy: BACKOFF_STRATEGY },
+    },
   );
   worker.on('failed', (job, err) => {
     // A retry ahead is handled trouble (warn); a job out of attempts needs a person (error).

@@ -6,12 +6,14 @@
  * the server's code and message, never retried). Bodies hold ids, module codes and times only.
  */
 
+import type { ErasureClaims } from '../licensing/erasure.js';
 import type {
   BatchResponse,
   DeliveryReport,
   IssuedLicence,
   WireCommand,
 } from '../licensing/provisioning-wire.js';
+import type { SignedDocument } from '../licensing/signed-document.js';
 import { ERROR_CODES, type ErrorCode } from '../platform/error-codes.js';
 import { RequestError, TransientError } from '../platform/errors.js';
 
@@ -31,6 +33,18 @@ export interface LicensingClient {
   reissueKey(ispId: string, licenceId: string): Promise<IssuedLicence>;
   /** `POST /v1/provisioning/deliveries`: keys handed over, for the server's ledger. */
   reportDeliveries(ispId: string, report: DeliveryReport): Promise<void>;
+  /**
+   * `DELETE /v1/subscribers/:id`: erases a subscriber at the server and returns its signed
+   * receipt (the stored one again when it was erased before, with `repeated`).
+   */
+  eraseSubscriber(ispId: string, subscriberId: string): Promise<SubscriberErasure>;
+}
+
+/** The server's answer to an erasure (licensing/erasure.ts). */
+export interface SubscriberErasure {
+  receipt: SignedDocument;
+  erasure: ErasureClaims;
+  repeated: boolean;
 }
 
 /** Longest Retry-After honoured; beyond it the usual backoff applies. */
@@ -71,19 +85,21 @@ export function createLicensingClient(options: LicensingClientOptions): Licensin
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? 60_000;
 
+  /** A POST with a JSON body, or a DELETE without one (`body` undefined). */
   async function post(ispId: string, path: string, body: unknown): Promise<unknown> {
     const url = `${baseUrl}${path}`;
     let response: Response;
     let text: string;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${options.tokenOf(ispId)}`,
+      accept: 'application/json',
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
     try {
       response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${options.tokenOf(ispId)}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
-        },
-        body: JSON.stringify(body),
+        method: body === undefined ? 'DELETE' : 'POST',
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
       });
       // Read the whole body in every case: an unread body keeps its connection from reuse.
@@ -171,6 +187,18 @@ export function createLicensingClient(options: LicensingClientOptions): Licensin
     },
     async reportDeliveries(ispId, report) {
       await post(ispId, '/v1/provisioning/deliveries', report);
+    },
+    async eraseSubscriber(ispId, subscriberId) {
+      const path = `/v1/subscribers/${encodeURIComponent(subscriberId)}`;
+      const answer = (await post(ispId, path, undefined)) as SubscriberErasure | undefined;
+      if (typeof answer?.erasure?.receiptId !== 'string' || answer.receipt === undefined) {
+        throw new TransientError(
+          'LICENSING_SERVER_UNAVAILABLE',
+          `licensing server answered the erasure of ${subscriberId} without a receipt`,
+          { ispId, subscriberId },
+        );
+      }
+      return answer;
     },
   };
 }

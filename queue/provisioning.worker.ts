@@ -6,28 +6,31 @@
  * - the server's idempotency keys make a resent command a replay with its first result;
  * - a replayed subscribe whose key the connector never recorded (the server committed, the
  *   connector crashed before its own commit) gets a fresh key by re-issue, so no key is lost;
+ *   the re-issue is decided and recorded under the batch row lock, so two attempts of one batch
+ *   at once cannot void each other's keys;
  * - a `deferred` command (an earlier version of its subscriber not applied yet) leaves the
  *   batch unsent and the job retried with backoff, which keeps a subscriber's commands in order;
- * - the delivery job is added after the commit, and again whenever a job meets a sent batch
- *   whose keys still wait (job ids dedupe), and by the sweep at start-up.
+ * - the delivery job is added after every commit that recorded keys (finished batch or not),
+ *   again whenever a job meets a sent batch whose keys still wait, and by the delivery sweep
+ *   (`sweepPendingDeliveries`) at start-up and on the scheduler's schedule.
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter } from 'prom-client';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import {
-  batchesWithPendingDeliveries,
   hasPendingDeliveries,
   loadBatch,
   markBatchFailed,
   noteAttempt,
-  recordedLicences,
 } from '../connectors/provisioning/batch-store.js';
 import {
   type DeliveryChannel,
   type IssuedKey,
   type RefusedCommand,
+  type ReissueResult,
   recordBatchResults,
+  type UnrecordedLicence,
 } from '../connectors/provisioning/record-results.js';
 import type { Vault } from '../connectors/vault.js';
 import {
@@ -46,11 +49,12 @@ import {
 } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
+import { queueDelivery, sweepPendingDeliveries } from './delivery.worker.js';
 import { forQueue } from './job-errors.js';
 import type { LicensingClient } from './licensing-client.js';
 import {
-  deliveryJobId,
-  JOB_NAMES,
+  BACKOFF_STRATEGY,
+  backoffDelayMs,
   type ProvisionBatchJob,
   QUEUE_NAMES,
   type Queues,
@@ -136,11 +140,7 @@ function errorText(err: unknown): string {
 
 /** How long BullMQ would wait before the next attempt of `job`, per its backoff option. */
 function plannedBackoffMs(job: Job): number {
-  const backoff = job.opts.backoff;
-  if (backoff === undefined) return 0;
-  if (typeof backoff === 'number') return backoff;
-  const delay = backoff.delay ?? 0;
-  return backoff.type === 'exponential' ? delay * 2 ** Math.max(0, job.attemptsMade) : delay;
+  return backoffDelayMs(job.opts.backoff, job.attemptsMade + 1);
 }
 
 class BatchRun {
@@ -157,13 +157,9 @@ class BatchRun {
     return this.deps.now?.() ?? new Date();
   }
 
-  /** Adds the delivery job of a sent batch; its id makes a second add a no-op. */
+  /** Adds the delivery job of a batch with keys to hand over (deduplicated per batch). */
   async queueDelivery(ispId: string, batchId: number): Promise<void> {
-    await this.deps.queues.delivery.add(
-      JOB_NAMES.deliverBatch,
-      { ispId, batchId },
-      { jobId: deliveryJobId(batchId) },
-    );
+    await queueDelivery(this.deps.queues, ispId, batchId);
   }
 
   async run(job: Job<ProvisionBatchJob>): Promise<BatchSummary> {
@@ -209,7 +205,7 @@ class BatchRun {
     const sent = commands.slice(0, results.length);
     const issued: IssuedKey[] = [];
     const refused: RefusedCommand[] = [];
-    const reissue: { subscriberId: string; licenceId: string; commandKey: string }[] = [];
+    const unrecorded = new Map<string, UnrecordedLicence>();
     let applied = 0;
     let deferred = 0;
     let deferredCode = '';
@@ -244,6 +240,7 @@ class BatchRun {
         issued.push({
           subscriberId: command.subscriberId,
           licenceId: licence.licenceId,
+          version: command.version,
           key: licence.key,
           downloadUrl: licence.downloadUrl,
           downloadExpiresAt: licence.downloadExpiresAt,
@@ -252,17 +249,21 @@ class BatchRun {
         // No key in a replay: fine if recorded before, lost if the connector crashed after the
         // server's commit. (A fresh answer without a key is an activated licence coming back:
         // its customer already holds the key.)
-        reissue.push({
-          subscriberId: command.subscriberId,
-          licenceId: licence.licenceId,
-          commandKey: command.key,
-        });
+        // One re-issue per licence, of its highest version: a second would void the first.
+        const held = unrecorded.get(licence.licenceId);
+        if (!held || command.version > held.version) {
+          unrecorded.set(licence.licenceId, {
+            subscriberId: command.subscriberId,
+            licenceId: licence.licenceId,
+            commandKey: command.key,
+            version: command.version,
+          });
+        }
       }
     }
-
-    if (reissue.length > 0) {
-      failure ??= await this.reissueUnrecorded(ispId, batchId, reissue, issued, refused, log);
-    }
+    // A licence that got a fresh key in this attempt holds a key newer than the lost one
+    // (the server applies a subscriber's versions in order): re-issuing would void it.
+    for (const key of issued) unrecorded.delete(key.licenceId);
 
     const isComplete = failure === undefined && deferred === 0;
     const pendingReason =
@@ -272,7 +273,18 @@ class BatchRun {
     const recorded = await recordBatchResults(
       db,
       this.deps.vault,
-      { ispId, batchId, channel, issued, refused, applied, isComplete, pendingReason },
+      {
+        ispId,
+        batchId,
+        channel,
+        issued,
+        refused,
+        applied,
+        isComplete,
+        pendingReason,
+        unrecorded: [...unrecorded.values()],
+        reissue: (licence) => this.reissue(ispId, licence, log),
+      },
       this.now(),
     );
     if (recorded.wasFinal) {
@@ -281,6 +293,16 @@ class BatchRun {
       }
       return { batchId, status: 'already-sent' };
     }
+    // Keys recorded now or by an earlier attempt (whose add a crash may have lost) are handed
+    // over now, whatever happens to the rest of the batch (a later chunk refused, a retry, a
+    // deferral): nothing else would queue them until the batch ends.
+    if (
+      channel !== 'none' &&
+      (recorded.deliveries > 0 || (await hasPendingDeliveries(db, batchId)))
+    ) {
+      await this.queueDelivery(ispId, batchId);
+    }
+    failure ??= recorded.failure;
     if (failure !== undefined) return this.fail(job, batch.attempts, failure, log, true);
     if (deferred > 0) {
       this.m.batches.inc({ isp: ispId, result: 'deferred' });
@@ -295,13 +317,6 @@ class BatchRun {
       );
     }
 
-    // Keys recorded now or by an earlier, deferred attempt of this batch.
-    if (
-      channel !== 'none' &&
-      (recorded.deliveries > 0 || (await hasPendingDeliveries(db, batchId)))
-    ) {
-      await this.queueDelivery(ispId, batchId);
-    }
     this.m.batches.inc({ isp: ispId, result: 'sent' });
     log.info(
       {
@@ -309,7 +324,7 @@ class BatchRun {
         applied,
         rejected: refused.length,
         deliveries: recorded.deliveries,
-        reissued: reissue.length,
+        reissued: recorded.reissued,
         sendMs: Math.round(sentMs - startedMs),
         recordMs: Math.round(performance.now() - sentMs),
       },
@@ -325,45 +340,43 @@ class BatchRun {
   }
 
   /**
-   * Keys for subscribes the server applied earlier but the connector never recorded. Only the
-   * licences without a delivery row are re-issued (re-issuing one would void a recorded key).
-   * Returns the transient failure that stopped it, if any; permanent refusals become
-   * rejections for a person to read.
+   * A new key for a subscribe the server applied earlier but the connector never recorded;
+   * called by `recordBatchResults` under the batch lock, only for a licence with no delivery
+   * row in the batch. Throws a retryable failure; permanent refusals become rejections for a
+   * person to read.
    */
-  private async reissueUnrecorded(
+  private async reissue(
     ispId: string,
-    batchId: number,
-    candidates: { subscriberId: string; licenceId: string; commandKey: string }[],
-    issued: IssuedKey[],
-    refused: RefusedCommand[],
+    candidate: UnrecordedLicence,
     log: Logger,
-  ): Promise<unknown> {
-    const known = await recordedLicences(this.deps.db, batchId);
-    for (const candidate of candidates) {
-      if (known.has(candidate.licenceId)) continue;
-      try {
-        const licence = await this.deps.client.reissueKey(ispId, candidate.licenceId);
-        issued.push({
+  ): Promise<ReissueResult> {
+    try {
+      const licence = await this.deps.client.reissueKey(ispId, candidate.licenceId);
+      log.warn({ licenceId: candidate.licenceId }, 'unrecorded key re-issued');
+      return {
+        issued: {
           subscriberId: candidate.subscriberId,
           licenceId: licence.licenceId ?? candidate.licenceId,
+          version: candidate.version,
           key: licence.key as string,
           downloadUrl: licence.downloadUrl,
           downloadExpiresAt: licence.downloadExpiresAt,
-        });
-        log.warn({ licenceId: candidate.licenceId }, 'unrecorded key re-issued');
-      } catch (err) {
-        if (isRetryable(err)) return err;
-        // Activated since: the customer holds the key, there is nothing left to hand over.
-        if (isRelaisError(err) && err.code === 'KEY_ALREADY_ACTIVATED') continue;
-        refused.push({
+        },
+      };
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      // Activated since: the customer holds the key, there is nothing left to hand over.
+      if (isRelaisError(err) && err.code === 'KEY_ALREADY_ACTIVATED')
+        return { skipped: 'activated' };
+      return {
+        refused: {
           commandKey: candidate.commandKey,
           subscriberId: candidate.subscriberId,
           code: isRelaisError(err) ? err.code : 'INTERNAL',
           message: `key never recorded and re-issue refused: ${(err as Error).message}`,
-        });
-      }
+        },
+      };
     }
-    return undefined;
   }
 
   /** Ends an attempt that could not finish: permanent → batch failed; transient → retried. */
@@ -401,27 +414,6 @@ class BatchRun {
   }
 }
 
-/** Re-adds the delivery jobs of sent batches whose keys still wait (after a crash). */
-export async function requeuePendingDeliveries(
-  deps: Pick<ProvisioningWorkerDeps, 'config' | 'db' | 'queues'>,
-): Promise<number> {
-  let added = 0;
-  for (const isp of deps.config.isps.values()) {
-    if (channelOf(isp) === 'none') continue;
-    const batchIds = await batchesWithPendingDeliveries(deps.db, isp.id);
-    if (batchIds.length === 0) continue;
-    await deps.queues.delivery.addBulk(
-      batchIds.map((batchId) => ({
-        name: JOB_NAMES.deliverBatch,
-        data: { ispId: isp.id, batchId },
-        opts: { jobId: deliveryJobId(batchId) },
-      })),
-    );
-    added += batchIds.length;
-  }
-  return added;
-}
-
 export function startProvisioningWorker(deps: ProvisioningWorkerDeps): ProvisioningWorker {
   const run = new BatchRun(deps, workerMetrics(deps.metrics));
   const worker = new Worker<ProvisionBatchJob, BatchSummary>(
@@ -445,6 +437,7 @@ export function startProvisioningWorker(deps: ProvisioningWorkerDeps): Provision
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency ?? 3,
+      settings: { backoffStrategy: BACKOFF_STRATEGY },
     },
   );
   worker.on('failed', (job, err) => {
@@ -456,7 +449,7 @@ export function startProvisioningWorker(deps: ProvisioningWorkerDeps): Provision
     );
   });
   worker.on('error', (err) => deps.log.error({ err }, 'provisioning worker error'));
-  requeuePendingDeliveries(deps).then(
+  sweepPendingDeliveries(deps).then(
     (added) => {
       if (added > 0) deps.log.info({ batches: added }, 'pending deliveries queued again');
     },

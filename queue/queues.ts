@@ -1,9 +1,11 @@
 /**
  * The queues, their jobs and payloads, in one place. Payloads carry ids only (an ISP id, a
  * feed id, a batch id): BullMQ stores job data in clear in Redis, so nothing personal may sit
- * there. Job ids are derived from what the job is about, so a repeat adds nothing.
+ * there. Job ids are derived from what the job is about, so a repeat adds nothing (delivery
+ * jobs deduplicate by batch instead, see `deliveryJobOptions`).
  */
-import { type JobsOptions, Queue } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { type BackoffStrategy, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 export const QUEUE_NAMES = {
@@ -52,6 +54,60 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
+/** The backoff type of the provisioning and delivery queues (see `backoffDelayMs`). */
+export const CAPPED_BACKOFF = 'capped-exponential';
+/** The longest pause between two attempts of a provisioning or delivery job. */
+export const MAX_BACKOFF_MS = 5 * 60_000;
+
+/**
+ * Jobs that wait on a licensing server, a relay or a database which may be down for hours: 5 s
+ * doubling up to 5 minutes, then every 5 minutes, 300 attempts in all (about 24.5 hours, see
+ * `retryBudgetMs`), after which a person looks (provisioning) or the sweep adds a fresh job
+ * (delivery). The workers of both queues pass `backoffDelayMs` as their backoff strategy.
+ */
+export const PROVISIONING_JOB_OPTIONS: JobsOptions = {
+  ...DEFAULT_JOB_OPTIONS,
+  attempts: 300,
+  backoff: { type: CAPPED_BACKOFF, delay: 5_000 },
+};
+
+/**
+ * As provisioning, but failed jobs are not kept for good: the `deliveries` rows are the record,
+ * and `sweepPendingDeliveries` adds a fresh job for keys still pending, so failed jobs would
+ * only pile up (one per sweep for an ISP whose templates are broken, for instance).
+ */
+export const DELIVERY_JOB_OPTIONS: JobsOptions = {
+  ...PROVISIONING_JOB_OPTIONS,
+  removeOnFail: { age: 30 * 24 * 3600, count: 10_000 },
+};
+
+/**
+ * The pause before attempt `attemptsMade + 1` (BullMQ counts the attempt that just failed), for
+ * any backoff option: BullMQ's own `fixed` and `exponential`, and `capped-exponential`, which
+ * is exponential capped at `MAX_BACKOFF_MS`.
+ */
+export function backoffDelayMs(backoff: JobsOptions['backoff'], attemptsMade: number): number {
+  if (backoff === undefined) return 0;
+  if (typeof backoff === 'number') return backoff;
+  const delay = backoff.delay ?? 0;
+  if (backoff.type === 'fixed') return delay;
+  const exponential = delay * 2 ** Math.max(0, attemptsMade - 1);
+  return backoff.type === CAPPED_BACKOFF ? Math.min(exponential, MAX_BACKOFF_MS) : exponential;
+}
+
+/** The worker setting that makes `capped-exponential` known to BullMQ. */
+export const BACKOFF_STRATEGY: BackoffStrategy = (attemptsMade, _type, _err, job) =>
+  backoffDelayMs(job?.opts.backoff, attemptsMade);
+
+/** How long a job with these options keeps being retried before it fails for good. */
+export function retryBudgetMs(options: JobsOptions): number {
+  let total = 0;
+  for (let made = 1; made < (options.attempts ?? 1); made++) {
+    total += backoffDelayMs(options.backoff, made);
+  }
+  return total;
+}
+
 /** The UTC minute of `date` as yyyyMMddHHmm: unambiguous whatever the ISP's time zone. */
 function minuteStamp(date: Date): string {
   return date.toISOString().slice(0, 16).replace(/[-:T]/g, '');
@@ -78,8 +134,26 @@ export function batchJobId(batchId: number): string {
   return `batch-${batchId}`;
 }
 
+/**
+ * The deduplication id of a batch's delivery job. Not a job id: a completed or failed job would
+ * keep a fixed id taken for days, and keys recorded later for that batch would get no job.
+ */
 export function deliveryJobId(batchId: number): string {
   return `delivery-${batchId}`;
+}
+
+/**
+ * Adds the delivery job of a batch unless one is waiting, delayed or retrying (it will read
+ * every pending row when it runs). While one is running, BullMQ keeps this add and starts it
+ * once the running one finishes, so keys recorded meanwhile are not left behind. Once the job
+ * completed or failed, the next add starts a new one.
+ */
+export function deliveryJobOptions(batchId: number): JobsOptions {
+  return {
+    // Unique, so no earlier job of the batch, finished or not, can make this add a no-op.
+    jobId: `${deliveryJobId(batchId)}-${randomUUID()}`,
+    deduplication: { id: deliveryJobId(batchId), keepLastIfActive: true },
+  };
 }
 
 export interface Queues {
@@ -93,8 +167,14 @@ export interface Queues {
 export function openQueues(connection: Redis, prefix: string): Queues {
   const options = { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS };
   const feeds = new Queue<PollIspJob | IngestIspJob>(QUEUE_NAMES.feeds, options);
-  const provisioning = new Queue<ProvisionBatchJob>(QUEUE_NAMES.provisioning, options);
-  const delivery = new Queue<DeliverBatchJob>(QUEUE_NAMES.delivery, options);
+  const provisioning = new Queue<ProvisionBatchJob>(QUEUE_NAMES.provisioning, {
+    ...options,
+    defaultJobOptions: PROVISIONING_JOB_OPTIONS,
+  });
+  const delivery = new Queue<DeliverBatchJob>(QUEUE_NAMES.delivery, {
+    ...options,
+    defaultJobOptions: DELIVERY_JOB_OPTIONS,
+  });
   return {
     feeds,
     provisioning,

@@ -267,3 +267,42 @@ describe('the sweep', () => {
     }
   });
 });
+
+describe('the sweep on the hour', () => {
+  it('asks for a delivery job for keys still waiting and erases addresses no e-mail needs', async () => {
+    const db = ctx().connectorDb;
+    const now = new Date('2026-01-15T01:00:00Z');
+    await db('deliveries').insert({
+      isp_id: 'pushed',
+      subscriber_id: 'sub_0000000000000000000000sweep',
+      licence_id: 'lic_0000000000000000000000sweep',
+      batch_id: 77,
+      channel: 'return-file',
+      secret: Buffer.from('sealed'),
+      state: 'pending',
+      created_at: now,
+    });
+    // An address of an ISP that delivers by return file: kept by nothing, so purged.
+    await db('contacts').insert({
+      subscriber_id: 'sub_0000000000000000000000sweep',
+      isp_id: 'pushed',
+      email: Buffer.from('sealed address'),
+      language: 'fr',
+      created_at: now,
+    });
+    const [scheduler] = [startStopped()];
+    const queues = running[running.length - 1]?.queues as Queues;
+    try {
+      pinClock('2026-01-15T02:00:00.200Z');
+      await taskOf(scheduler as Scheduler, 'sweep').execute();
+      vi.useRealTimers();
+
+      const jobs = await queues.delivery.getJobs(['waiting', 'delayed', 'active', 'completed']);
+      expect(jobs.map((j) => j.data)).toEqual([{ ispId: 'pushed', batchId: 77 }]);
+      expect(await db('contacts').where({ isp_id: 'pushed' })).toEqual([]);
+    } finally {
+      await queues.delivery.obliterate({ force: true });
+      await db('deliveries').where({ batch_id: 77 }).delete();
+    }
+  });
+});

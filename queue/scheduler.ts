@@ -4,7 +4,9 @@
  * of schedulers add one job per tick. The database (ISP locks, ledger) is the final guard
  * against doing work twice; the job id only saves the duplicate effort. Every minute the
  * scheduler also sweeps: it moves provisioning batches still pending in the outbox to the queue
- * (after a Redis outage, for instance) and asks for a drain of each ISP with feeds waiting.
+ * (after a Redis outage, for instance) and asks for a drain of each ISP with feeds waiting;
+ * every five minutes it asks for a delivery job for each batch with keys still waiting, and
+ * every hour it erases e-mail addresses no delivery needs any more.
  * A sweep's drain job id is the oldest waiting feed and the sweep minute (`sweepJobId`), never
  * the id the push route used for that feed: BullMQ keeps completed jobs a week and failed ones
  * for good, so a push-time drain that found the ISP busy, or failed, would hold that id and the
@@ -13,9 +15,11 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import type { RelaisConfig } from '../config/load.js';
+import { purgeStaleContacts } from '../connectors/contacts-retention.js';
 import { POLLED_TRANSPORTS } from '../connectors/transports/registry.js';
 import type { Db } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
+import { sweepPendingDeliveries } from './delivery.worker.js';
 import { flushOutbox } from './outbox.js';
 import { JOB_NAMES, pollJobId, type Queues, sweepJobId } from './queues.js';
 
@@ -31,8 +35,20 @@ export interface Scheduler {
   stop(): Promise<void>;
 }
 
+/** Minutes between two sweeps of keys waiting for a delivery job; an hour for stale contacts. */
+const DELIVERY_SWEEP_MINUTES = 5;
+
 async function sweep(deps: SchedulerDeps, minute: Date): Promise<void> {
   await flushOutbox(deps.db, deps.queues, deps.log);
+  const minuteOfHour = minute.getUTCMinutes();
+  if (minuteOfHour % DELIVERY_SWEEP_MINUTES === 0) {
+    const batches = await sweepPendingDeliveries(deps);
+    if (batches > 0) deps.log.info({ batches }, 'delivery jobs asked for keys still waiting');
+  }
+  if (minuteOfHour === 0) {
+    const purged = await purgeStaleContacts(deps.db, deps.config, minute);
+    if (purged.notEmailIsp + purged.expired > 0) deps.log.info(purged, 'stale contacts purged');
+  }
   const waiting: { isp_id: string; id: string }[] = await deps
     .db('feeds')
     .select('isp_id')

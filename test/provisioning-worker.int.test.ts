@@ -23,6 +23,7 @@ import { ispTokenOf } from '../licensing/isp-auth.js';
 import { type Keystore, openKeystore } from '../licensing/keystore.js';
 import {
   commandKey,
+  decodeCommands,
   encodeCommands,
   type ProvisioningCommand,
 } from '../mappings/provisioning-command.js';
@@ -30,6 +31,7 @@ import { newId } from '../platform/ids.js';
 import { createLogger, silentLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
+import { reportDeliveries } from '../queue/delivery.worker.js';
 import { createLicensingClient, type LicensingClient } from '../queue/licensing-client.js';
 import { flushOutbox } from '../queue/outbox.js';
 import { type ProvisioningWorker, startProvisioningWorker } from '../queue/provisioning.worker.js';
@@ -56,6 +58,9 @@ const ctx = useTestContext({
     refused: demo,
     ordered: demo,
     crashed: demo,
+    raced: demo,
+    chunked: demo,
+    reports: demo,
     quiet: { ...demo, delivery: { mode: 'none' } },
   },
 });
@@ -230,6 +235,12 @@ async function insertBatch(ispId: string, commands: ProvisioningCommand[]): Prom
   return Number(id);
 }
 
+/** The live delivery job of a batch (deduplicated per batch), if any. */
+async function deliveryJobOf(batchId: number) {
+  const jobId = await queues.delivery.getDeduplicationJobId(deliveryJobId(batchId));
+  return jobId ? queues.delivery.getJob(jobId) : undefined;
+}
+
 async function queueBatch(ispId: string, batchId: number): Promise<void> {
   await fastQueue.add(JOB_NAMES.provisionBatch, { ispId, batchId }, { jobId: batchJobId(batchId) });
 }
@@ -249,6 +260,23 @@ function command(
     status: 'active',
     effectiveAt: '2026-12-01T08:00:00.000Z',
   };
+}
+
+function wire(commands: ProvisioningCommand[]) {
+  return commands.map(({ key, kind, subscriberId, version, modules, status, effectiveAt }) => ({
+    key,
+    kind,
+    subscriberId,
+    version,
+    modules,
+    status,
+    effectiveAt,
+  }));
+}
+
+async function commandsOf(batchId: number): Promise<ProvisioningCommand[]> {
+  const row = await ctx().connectorDb('provisioning_batches').where({ id: batchId }).first();
+  return decodeCommands(row.commands);
 }
 
 /** The key and link a delivery row holds, opened with the vault. */
@@ -280,7 +308,7 @@ describe('provisioning worker', () => {
     }
     expect(await licencesAtServer('e2e')).toBe(40);
     for (const batch of batches) {
-      expect(await queues.delivery.getJob(deliveryJobId(batch.id))).toBeDefined();
+      expect(await deliveryJobOf(batch.id)).toBeDefined();
     }
 
     // Nothing personal and no key in the worker's log.
@@ -297,7 +325,7 @@ describe('provisioning worker', () => {
     const [batch] = await batchesOf('e2e');
     const before = await deliveriesOf('e2e');
     // As if the worker died after its commit and before adding the delivery job.
-    await (await queues.delivery.getJob(deliveryJobId(batch?.id as number)))?.remove();
+    await (await deliveryJobOf(batch?.id as number))?.remove();
     const job = await fastQueue.add(
       JOB_NAMES.provisionBatch,
       { ispId: 'e2e', batchId: batch?.id as number },
@@ -312,7 +340,7 @@ describe('provisioning worker', () => {
     });
     expect(await deliveriesOf('e2e')).toHaveLength(before.length);
     expect(await licencesAtServer('e2e')).toBe(40);
-    expect(await queues.delivery.getJob(deliveryJobId(batch?.id as number))).toBeDefined();
+    expect(await deliveryJobOf(batch?.id as number)).toBeDefined();
   });
 
   it('retries while nothing listens and delivers once the server is back', async () => {
@@ -434,7 +462,177 @@ describe('provisioning worker', () => {
     for (const row of rows)
       expect(row).toMatchObject({ channel: 'none', state: 'skipped', secret: null });
     for (const batch of batches) {
-      expect(await queues.delivery.getJob(deliveryJobId(batch.id))).toBeUndefined();
+      expect(await deliveryJobOf(batch.id)).toBeUndefined();
     }
+  });
+
+  it('re-issues a lost key once when two attempts of one batch run at once', async () => {
+    const { config, connectorDb, redis, prefix } = ctx();
+    const batchId = await insertBatch('raced', [command(newId('sub'), 1, 'subscribe')]);
+    // The server committed, the connector never recorded: both attempts get a replay, no key.
+    await client.sendBatch('raced', wire(await commandsOf(batchId)));
+
+    // Two attempts at once (a stalled job run again, a manual retry), on a worker of their own.
+    // Each re-issue waits for the other attempt's, up to 1.5 s: without the batch lock both
+    // reach it, and the second voids the key the first records.
+    let reissues = 0;
+    let release = () => {};
+    const bothArrived = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const racing: LicensingClient = {
+      ...client,
+      async reissueKey(ispId, licenceId) {
+        reissues++;
+        if (reissues === 2) release();
+        await Promise.race([bothArrived, new Promise((resolve) => setTimeout(resolve, 1_500))]);
+        return client.reissueKey(ispId, licenceId);
+      },
+    };
+    const racePrefix = `${prefix}race`;
+    const raceQueues = openQueues(redis, racePrefix);
+    const raceQueue = new Queue<ProvisionBatchJob>(QUEUE_NAMES.provisioning, {
+      connection: redis,
+      prefix: racePrefix,
+      defaultJobOptions: { attempts: 5, backoff: { type: 'fixed', delay: 250 } },
+    });
+    const raceConnection = new Redis(config.deployment.redis.url, { maxRetriesPerRequest: null });
+    const raceWorker = startProvisioningWorker({
+      config,
+      db: connectorDb,
+      client: racing,
+      vault,
+      queues: raceQueues,
+      log: silentLogger(),
+      metrics: createMetrics({ defaultMetrics: false }),
+      connection: raceConnection,
+      prefix: racePrefix,
+      concurrency: 2,
+    });
+    try {
+      const jobs = await Promise.all(
+        ['a', 'b'].map((attempt) =>
+          raceQueue.add(
+            JOB_NAMES.provisionBatch,
+            { ispId: 'raced', batchId },
+            { jobId: `race-${attempt}-${batchId}` },
+          ),
+        ),
+      );
+      await waitFor('both attempts', async () => {
+        const done = await Promise.all(jobs.map((job) => job.isCompleted()));
+        return done.every(Boolean) ? true : undefined;
+      });
+    } finally {
+      await raceWorker.close();
+      await raceQueue.close();
+      await raceQueues.close();
+      raceConnection.disconnect();
+    }
+
+    expect(reissues).toBe(1);
+    const rows = await deliveriesOf('raced');
+    expect(rows).toHaveLength(1);
+    const reading = readKey(openSecret(rows[0]).key);
+    if (!reading.ok) throw new Error('recorded key does not read');
+    const licence = await ctx().licensingDb('licences').where({ id: rows[0].licence_id }).first();
+    // The recorded key is the one the server holds: it activates.
+    expect(
+      Buffer.compare(licence.key_hash, hashKey(keystore.keyHashSecret, reading.canonical)),
+    ).toBe(0);
+  });
+
+  it('queues the delivery of the keys of a long batch whose later chunk is refused', async () => {
+    const good = Array.from({ length: 1000 }, () => command(newId('sub'), 1, 'subscribe'));
+    // The 1001st command goes in a second request, which the strict schema refuses whole.
+    const bad = command(newId('sub'), 1, 'subscribe', ['Anti Virus']);
+    const batchId = await insertBatch('chunked', [...good, bad]);
+    await queueBatch('chunked', batchId);
+    const [batch] = await waitFor(
+      'the batch failed',
+      async () => {
+        const rows = await batchesOf('chunked');
+        return rows[0]?.state === 'failed' ? rows : undefined;
+      },
+      60_000,
+    );
+    expect(batch?.last_error).toMatch(/^PROVISIONING_INVALID/);
+    const rows = await deliveriesOf('chunked');
+    expect(rows).toHaveLength(1000);
+    expect(rows.every((r) => r.state === 'pending')).toBe(true);
+    // The first chunk's keys go out now, not at the next restart.
+    expect(await deliveryJobOf(batchId)).toBeDefined();
+  }, 90_000);
+
+  it('reports the other keys when the server refuses one of them for good', async () => {
+    const db = ctx().connectorDb;
+    const subscribes = [1, 2].map(() => command(newId('sub'), 1, 'subscribe'));
+    const answer = await client.sendBatch('reports', wire(subscribes));
+    const real = answer.results.map((r, i) => ({
+      subscriberId: subscribes[i]?.subscriberId as string,
+      licenceId: r.licence?.licenceId as string,
+    }));
+    // A licence the server never issued, first in line.
+    const unknown = { subscriberId: newId('sub'), licenceId: newId('lic') };
+    const now = new Date();
+    const ids: number[] = [];
+    for (const row of [unknown, ...real]) {
+      const [id] = await db('deliveries').insert({
+        isp_id: 'reports',
+        subscriber_id: row.subscriberId,
+        licence_id: row.licenceId,
+        batch_id: null,
+        channel: 'return-file',
+        secret: null,
+        state: 'delivered',
+        attempts: 1,
+        created_at: now,
+        delivered_at: now,
+      });
+      ids.push(Number(id));
+    }
+    const log: string[] = [];
+    const reported = await reportDeliveries(
+      {
+        db,
+        log: createLogger({
+          level: 'debug',
+          destination: new Writable({
+            write(chunk, _encoding, done) {
+              log.push(String(chunk));
+              done();
+            },
+          }),
+        }),
+        report: (ispId, delivered) =>
+          client.reportDeliveries(ispId, {
+            deliveries: delivered.map((d) => ({ ...d, deliveredAt: d.deliveredAt.toISOString() })),
+          }),
+      },
+      'reports',
+    );
+    expect(reported).toBe(2);
+    const rows = await db('deliveries').whereIn('id', ids).orderBy('id');
+    expect(rows.every((r) => r.reported_at instanceof Date)).toBe(true);
+    expect(rows[0].last_error).toMatch(/^report refused: SUBSCRIBER_NOT_FOUND/);
+    expect(rows[1].last_error).toBeNull();
+    const events = await ctx()
+      .licensingDb('subscription_events')
+      .where({ isp_id: 'reports', type: 'delivered' });
+    expect(events.map((e) => e.licence_id).sort()).toEqual(real.map((r) => r.licenceId).sort());
+    expect(log.join('')).toContain('delivery report refused for this key');
+    // Nothing is left to report: the refused row is not sent again.
+    expect(
+      await reportDeliveries(
+        {
+          db,
+          log: silentLogger(),
+          report: async () => {
+            throw new Error('nothing should be reported');
+          },
+        },
+        'reports',
+      ),
+    ).toBe(0);
   });
 });

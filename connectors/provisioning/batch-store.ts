@@ -3,7 +3,9 @@
  * the worker, and noting each attempt, a permanent failure, or keys still waiting for delivery.
  * Batch states: pending (written by the intake) → queued (its job exists) → sent | failed.
  */
+import { decodeCommands, type ProvisioningCommand } from '../../mappings/provisioning-command.js';
 import type { Db } from '../../platform/db.js';
+import { releaseBatchContacts } from '../contacts-retention.js';
 
 export interface StoredBatch {
   id: number;
@@ -39,21 +41,36 @@ export async function noteAttempt(db: Db, batchId: number, error: string): Promi
     .update({ attempts: db.raw('attempts + 1'), last_error: error.slice(0, LAST_ERROR_CHARS) });
 }
 
-/** The server refused the whole batch for good: it is not sent again. */
+/**
+ * The server refused the whole batch for good: it is not sent again, and the addresses of its
+ * subscribes are deleted with it: nothing says it will ever be sent, and an address is not kept
+ * on a chance (a person who retries it finds those keys failed with "no address").
+ */
 export async function markBatchFailed(
   db: Db,
   ispId: string,
   batchId: number,
   error: string,
 ): Promise<void> {
-  await db('provisioning_batches')
-    .where({ id: batchId, isp_id: ispId })
-    .whereNot({ state: 'sent' })
-    .update({
-      state: 'failed',
-      attempts: db.raw('attempts + 1'),
-      last_error: error.slice(0, LAST_ERROR_CHARS),
-    });
+  await db.transaction(async (trx) => {
+    const failed = await trx('provisioning_batches')
+      .where({ id: batchId, isp_id: ispId })
+      .whereNot({ state: 'sent' })
+      .update({
+        state: 'failed',
+        attempts: trx.raw('attempts + 1'),
+        last_error: error.slice(0, LAST_ERROR_CHARS),
+      });
+    if (failed === 0) return;
+    const row = await trx('provisioning_batches').select('commands').where({ id: batchId }).first();
+    let commands: ProvisioningCommand[];
+    try {
+      commands = decodeCommands(row.commands);
+    } catch {
+      return; // an unreadable batch is still marked failed; the retention sweep takes its addresses
+    }
+    await releaseBatchContacts(trx, ispId, commands);
+  });
 }
 
 /**
@@ -76,7 +93,7 @@ export async function hasPendingDeliveries(db: Db, batchId: number): Promise<boo
   return row !== undefined;
 }
 
-/** Sent batches of an ISP whose keys still wait for delivery (for the start-up sweep). */
+/** Batches of an ISP, in any state, whose keys still wait for delivery (for the sweep). */
 export async function batchesWithPendingDeliveries(db: Db, ispId: string): Promise<number[]> {
   const rows: { batch_id: string | number }[] = await db('deliveries')
     .distinct('batch_id')

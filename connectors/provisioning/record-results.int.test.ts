@@ -19,9 +19,10 @@ async function queuedBatch(): Promise<number> {
   return Number(id);
 }
 
-const issued = (n: number, key: string) => ({
+const issued = (n: number, key: string, version = 1) => ({
   subscriberId: `sub_${String(n).padStart(26, '0')}`,
   licenceId: `lic_${String(n).padStart(26, '0')}`,
+  version,
   key,
   downloadUrl: `http://server/v1/downloads/t${n}`,
   downloadExpiresAt: '2027-01-01T00:00:00.000Z',
@@ -58,7 +59,7 @@ describe('recordBatchResults', () => {
       vault,
       {
         ...base,
-        issued: [issued(1, 'KEY-ONE'), issued(2, 'KEY-OLD'), issued(2, 'KEY-NEW')],
+        issued: [issued(1, 'KEY-ONE'), issued(2, 'KEY-OLD', 1), issued(2, 'KEY-NEW', 3)],
         applied: 3,
         isComplete: true,
       },
@@ -82,6 +83,32 @@ describe('recordBatchResults', () => {
     const third = await recordBatchResults(db, vault, base, new Date());
     expect(third.wasFinal).toBe(true);
     expect(await db('deliveries').where({ batch_id: batchId })).toHaveLength(2);
+  });
+
+  it('keeps the key of the highest version when the answers come out of order', async () => {
+    const { connectorDb: db, config } = ctx();
+    const vault = openVault(config.deployment.signing.keysDir);
+    const batchId = await queuedBatch();
+    // The server applied v1, then v3 (version order); the request listed v3 first.
+    await recordBatchResults(
+      db,
+      vault,
+      {
+        ispId: 'demo',
+        batchId,
+        channel: 'email',
+        issued: [issued(5, 'KEY-V3', 3), issued(5, 'KEY-V1', 1)],
+        refused: [],
+        applied: 2,
+        isComplete: true,
+      },
+      new Date(),
+    );
+    const rows = await db('deliveries').where({ batch_id: batchId });
+    expect(rows).toHaveLength(1);
+    expect(
+      JSON.parse(vault.open(rows[0].secret, deliverySecretContext(rows[0].licence_id))).key,
+    ).toBe('KEY-V3');
   });
 
   it('binds each sealed secret to its licence', async () => {
