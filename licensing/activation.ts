@@ -72,6 +72,13 @@ const LICENCE_SELECT = `SELECT l.id, l.subscriber_id, l.isp_id, l.key_hash, l.st
   l.activated_at, l.period, l.device_limit, s.status AS subscription_status, s.modules, s.erased_at
   FROM licences l JOIN subscriptions s ON s.subscriber_id = l.subscriber_id`;
 
+/** The licence and every device row of it, one row per device (device columns NULL if none). */
+const LICENCE_WITH_DEVICES_SELECT = `SELECT l.id, l.subscriber_id, l.isp_id, l.key_hash, l.status,
+  l.valid_until, l.activated_at, l.period, l.device_limit, s.status AS subscription_status,
+  s.modules, s.erased_at, d.id AS device_id, d.state AS device_state, d.fingerprint_hash AS fp
+  FROM licences l JOIN subscriptions s ON s.subscriber_id = l.subscriber_id
+  LEFT JOIN devices d ON d.licence_id = l.id`;
+
 async function rows<T>(db: Knex | Knex.Transaction, sql: string, values: unknown[]): Promise<T[]> {
   const [found] = (await db.raw(sql, values as Knex.RawBinding[])) as [T[]];
   return found;
@@ -176,19 +183,30 @@ async function bindDevice(
   now: Date,
 ): Promise<{ outcome: ActivationOutcome; deviceId: string; row: LicenceRow }> {
   return transaction(deps.db, async (trx) => {
-    // The lock serialises every seat change of this licence; the row is read again under it.
-    // Its devices are read without a lock: every change to them happens under this one, and a
-    // locking read of devices would take gap locks that stall other licences' inserts.
-    const [row] = await rows<LicenceRow>(trx, `${LICENCE_SELECT} WHERE l.id = ? FOR UPDATE`, [
-      found.id,
-    ]);
-    if (!row) throw new InvalidKeyError('unknown');
-    assertActivatable(row, now);
-    const devices = await rows<DeviceRow & { fingerprint_hash: Buffer }>(
-      trx,
-      'SELECT id, state, fingerprint_hash FROM devices WHERE licence_id = ?',
-      [row.id],
+    // The lock serialises every seat change of this licence. It is taken by the write the
+    // first activation needs anyway (undone if the activation is refused), then the row and its
+    // devices are read in one query: a consistent read made after the lock was granted, so it
+    // sees every seat change committed before. One round trip fewer than a locking read, and
+    // no locking read of devices, whose gap locks would stall other licences' inserts.
+    await trx.raw(
+      'UPDATE licences SET updated_at = IF(activated_at IS NULL, ?, updated_at), activated_at = COALESCE(activated_at, ?) WHERE id = ?',
+      [now, now, found.id],
     );
+    const joined = await rows<
+      LicenceRow & { device_id: string | null; device_state: string | null; fp: Buffer | null }
+    >(trx, `${LICENCE_WITH_DEVICES_SELECT} WHERE l.id = ?`, [found.id]);
+    const [row] = joined;
+    if (!row) throw new InvalidKeyError('unknown');
+    // This activation set the date (it was empty under the lock) when it holds our instant.
+    const first = found.activated_at === null && row.activated_at?.getTime() === now.getTime();
+    assertActivatable(row, now);
+    const devices = joined
+      .filter((d) => d.device_id !== null)
+      .map((d) => ({
+        id: d.device_id as string,
+        state: d.device_state as string,
+        fingerprint_hash: d.fp as Buffer,
+      }));
     const mine = devices.find((d) => d.fingerprint_hash.equals(fpHash));
     if (mine?.state === 'active') {
       return { outcome: 'reactivated' as const, deviceId: mine.id, row };
@@ -220,13 +238,7 @@ async function bindDevice(
     const events: LedgerEvent[] = [
       { ...base, type: 'device-added', data: { deviceId }, occurredAt: now },
     ];
-    const first = row.activated_at === null;
     if (first) {
-      await trx.raw('UPDATE licences SET activated_at = ?, updated_at = ? WHERE id = ?', [
-        now,
-        now,
-        row.id,
-      ]);
       events.unshift({
         ...base,
         type: 'activated',
