@@ -175,6 +175,13 @@ async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<bool
   const db = createDb(config.deployment.mysql, 'connector');
   const children: ChildProcess[] = [];
   try {
+    // The figures depend on it: a million subscribers' rows outgrow MariaDB's 128 MB default.
+    const [[pool]] = (await db.raw('SELECT @@innodb_buffer_pool_size AS bytes')) as [
+      [{ bytes: number | string }],
+    ];
+    console.error(
+      `  MariaDB innodb_buffer_pool_size ${Math.round(Number(pool.bytes) / 2 ** 20)} MB`,
+    );
     const writeStarted = Date.now();
     const batches = await writeOutbox(db, subscribers);
     console.error(
