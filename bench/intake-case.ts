@@ -26,6 +26,7 @@ import { newId } from '../platform/ids.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, silentLogger } from '../platform/logger.js';
 import { BUSY } from '../platform/named-lock.js';
+import { batchJobId } from '../queue/queues.js';
 import { refOf } from '../test/generators/isp-exports.js';
 
 export interface CaseRequest {
@@ -102,13 +103,15 @@ async function runFeed(request: CaseRequest): Promise<CaseResult> {
 
     if (drained === BUSY) throw new Error('the bench isp is locked by another process');
     const feed = await runtime.ledger.get(received.feed.id);
-    const batches: { id: string | number; command_count: number }[] = await services
-      .connectorDb('provisioning_batches')
-      .select('id', 'command_count')
-      .where({ feed_id: received.feed.id, state: 'queued' });
+    const batches: { id: string | number; command_count: number; created_at: Date }[] =
+      await services
+        .connectorDb('provisioning_batches')
+        .select('id', 'command_count', 'created_at')
+        .where({ feed_id: received.feed.id, state: 'queued' });
     let jobs = 0;
     for (const batch of batches) {
-      if (await runtime.queues.provisioning.getJob(`batch-${batch.id}`)) jobs++;
+      if (await runtime.queues.provisioning.getJob(batchJobId(Number(batch.id), batch.created_at)))
+        jobs++;
     }
     const phasesMs = (applied() as { phasesMs?: { read: number; diff: number; apply: number } })
       ?.phasesMs;

@@ -1,8 +1,8 @@
 /**
  * Moves committed provisioning batches from the database outbox to the BullMQ queue. Safe to
- * run anywhere and any number of times: job ids come from batch ids (a second add is a no-op),
- * a batch is marked queued only after its job exists, and a crash in between only means the
- * next flush adds the same job id again.
+ * run anywhere and any number of times: job ids come from batch ids and creation instants (a
+ * second add is a no-op), a batch is marked queued only after its job exists, and a crash in
+ * between only means the next flush adds the same job id again.
  */
 
 import { crashPoint } from '../platform/crash-points.js';
@@ -19,8 +19,10 @@ export async function flushOutbox(
 ): Promise<number> {
   let total = 0;
   for (;;) {
-    const pending: { id: string | number; isp_id: string }[] = await db('provisioning_batches')
-      .select('id', 'isp_id')
+    const pending: { id: string | number; isp_id: string; created_at: Date }[] = await db(
+      'provisioning_batches',
+    )
+      .select('id', 'isp_id', 'created_at')
       .where({ state: 'pending' })
       .orderBy('id')
       .limit(FLUSH_CHUNK);
@@ -29,7 +31,7 @@ export async function flushOutbox(
       pending.map((b) => ({
         name: JOB_NAMES.provisionBatch,
         data: { ispId: b.isp_id, batchId: Number(b.id) },
-        opts: { jobId: batchJobId(Number(b.id)) },
+        opts: { jobId: batchJobId(Number(b.id), b.created_at) },
       })),
     );
     crashPoint('outbox-added');

@@ -130,8 +130,14 @@ export function sweepJobId(ispId: string, feedId: string, minute: Date): string 
   return `${ingestJobId(ispId, feedId)}-${minuteStamp(minute)}`;
 }
 
-export function batchJobId(batchId: number): string {
-  return `batch-${batchId}`;
+/**
+ * A batch's job id: its outbox id and, when known, the instant the batch was written. The
+ * instant keeps a recreated connector database (ids start at 1 again) from meeting the
+ * completed jobs BullMQ still keeps for the old batches of the same ids, which would silently
+ * swallow the new ones.
+ */
+export function batchJobId(batchId: number, createdAt?: Date): string {
+  return createdAt ? `batch-${batchId}-${createdAt.getTime().toString(36)}` : `batch-${batchId}`;
 }
 
 /**
