@@ -274,6 +274,18 @@ describe('activation', () => {
     expect(res.json().message).toMatch(/email/);
   });
 
+  it('answers malformed JSON with 400, without echoing the body', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/activations',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"key": "ABCDE-", "fingerprint": ',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'HTTP_BAD_REQUEST' });
+    expect(res.body).not.toContain('ABCDE');
+  });
+
   it('never binds more devices than the limit, however many activate at once', async () => {
     const licence = await seed({ deviceLimit: 3 });
     const answers = await Promise.all(
