@@ -35,19 +35,25 @@ export function withServerUrl(config: RelaisConfig, url: string): RelaisConfig {
   };
 }
 
-export function openLicensing(services: Services): LicensingRuntime {
+/** The subscription server's dependencies in this process: its database and the deployment keys. */
+export function licensingServerDeps(services: Services, keystore?: Keystore): LicensingDeps {
   const { config } = services;
-  const { keysDir } = config.deployment.signing;
-  const keystore = openKeystore(keysDir);
-  const server: LicensingDeps = {
+  return {
     config,
     db: services.licensingDb,
     redis: services.redis,
-    keystore,
+    keystore: keystore ?? openKeystore(config.deployment.signing.keysDir),
     log: services.log,
     metrics: services.metrics,
     now: () => new Date(),
   };
+}
+
+export function openLicensing(services: Services): LicensingRuntime {
+  const { config } = services;
+  const { keysDir } = config.deployment.signing;
+  const keystore = openKeystore(keysDir);
+  const server = licensingServerDeps(services, keystore);
   const client = createLicensingClient({
     baseUrl: config.deployment.server.url,
     tokenOf: (ispId) => ispTokenOf(config, keystore, ispId),

@@ -2,13 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { silentLogger } from '../platform/logger.js';
-import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from '../test/harness/context.js';
+import { licensingDepsOf } from '../test/harness/licensing.js';
 import { type SeedOptions, seedLicences } from '../test/harness/seed-licences.js';
 import type { LicensingDeps } from './context.js';
-import { openKeystore } from './keystore.js';
 import { renewPeriod } from './renewal.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
@@ -33,15 +31,7 @@ let deps: LicensingDeps;
 
 beforeAll(() => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => clock,
-  };
+  deps = licensingDepsOf(c, { now: () => clock });
 });
 
 const seed = (count: number, options: SeedOptions) =>

@@ -4,12 +4,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { IspConfig } from '../config/load.js';
 import type { LicensingDeps } from '../licensing/context.js';
-import { openKeystore } from '../licensing/keystore.js';
-import { silentLogger } from '../platform/logger.js';
-import { createMetrics } from '../platform/metrics.js';
 import { withNamedLock } from '../platform/named-lock.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from '../test/harness/context.js';
+import { licensingDepsOf } from '../test/harness/licensing.js';
 import { seedLicences } from '../test/harness/seed-licences.js';
 import { renewDuePeriod, startRenewalScheduler } from './renewal.scheduler.js';
 
@@ -27,15 +25,7 @@ let deps: LicensingDeps;
 
 beforeAll(() => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => clock,
-  };
+  deps = licensingDepsOf(c, { now: () => clock });
 });
 
 const ispOf = (id: string) => ctx().config.isps.get(id) as IspConfig;

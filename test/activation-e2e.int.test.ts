@@ -5,14 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activationRoutes } from '../api/activation.routes.js';
 import { buildApi } from '../api/server.js';
 import type { LicensingDeps } from '../licensing/context.js';
-import { openKeystore } from '../licensing/keystore.js';
 import { checkLicenceDocument } from '../licensing/licence-document.js';
 import { applyBatch } from '../licensing/provisioning.js';
 import { newId } from '../platform/ids.js';
 import { silentLogger } from '../platform/logger.js';
-import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 
 const ctx = useTestContext({
   isps: { 'demo-fai': readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8') },
@@ -23,15 +22,7 @@ let app: FastifyInstance;
 
 beforeAll(async () => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => new Date(),
-  };
+  deps = licensingDepsOf(c);
   app = await buildApi({
     log: silentLogger(),
     metrics: deps.metrics,

@@ -19,6 +19,7 @@ import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { redisOptions } from '../platform/redis.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 import { type SeedOptions, seedLicence } from './harness/seed-licences.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
@@ -71,15 +72,7 @@ async function apiWith(
 
 beforeAll(async () => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics(),
-    now: () => clock,
-  };
+  deps = licensingDepsOf(c, { metrics: createMetrics(), now: () => clock });
   app = await apiWith(RELAXED, deps.metrics);
 });
 afterAll(() => app?.close());

@@ -15,6 +15,7 @@ import { signDocument } from '../licensing/signed-document.js';
 import { silentLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 import { seedLicence } from './harness/seed-licences.js';
 
 const ctx = useTestContext({ isps: { 'demo-fai': readShipped() } });
@@ -30,15 +31,7 @@ let stateRoot: string;
 
 beforeAll(async () => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => new Date(),
-  };
+  deps = licensingDepsOf(c);
   app = await buildApi({
     log: silentLogger(),
     metrics: deps.metrics,

@@ -8,14 +8,13 @@ import { downloadRoutes, prefersHtml } from '../api/download.routes.js';
 import { buildApi } from '../api/server.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { createDownloadToken } from '../licensing/download-token.js';
-import { openKeystore } from '../licensing/keystore.js';
 import { reissueDownloadLink } from '../licensing/licences.js';
 import { applyBatch } from '../licensing/provisioning.js';
 import { newId } from '../platform/ids.js';
 import { silentLogger } from '../platform/logger.js';
-import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 import { type SeedOptions, seedLicence } from './harness/seed-licences.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
@@ -40,15 +39,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'firewall.exe'), installers.firewall);
   writeFileSync(join(dir, 'backup.bin'), installers.backup);
   writeFileSync(join(c.dir, 'secret.bin'), 'not an installer');
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => new Date(),
-  };
+  deps = licensingDepsOf(c);
   app = await buildApi({
     log: silentLogger(),
     metrics: deps.metrics,

@@ -10,14 +10,13 @@ import { subscriberRoutes } from '../api/subscriber.routes.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { ERASURE_RECEIPT_TYPE, type ErasureClaims, scrubEventData } from '../licensing/erasure.js';
 import { createIspAuthenticator } from '../licensing/isp-auth.js';
-import { openKeystore } from '../licensing/keystore.js';
 import { applyBatch } from '../licensing/provisioning.js';
 import { verifyDocument } from '../licensing/signed-document.js';
 import { newId } from '../platform/ids.js';
 import { silentLogger } from '../platform/logger.js';
-import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
 const ctx = useTestContext({
@@ -31,15 +30,7 @@ let fpCounter = 0;
 
 beforeAll(async () => {
   const c = ctx();
-  deps = {
-    config: c.config,
-    db: c.licensingDb,
-    redis: c.redis,
-    keystore: openKeystore(join(c.dir, 'keys')),
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => new Date(),
-  };
+  deps = licensingDepsOf(c);
   tokenOf = createIspAuthenticator(c.config, deps.keystore).tokenOf;
   app = await buildApi({
     log: silentLogger(),

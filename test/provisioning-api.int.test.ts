@@ -14,7 +14,6 @@ import { hashKey, readKey } from '../licensing/activation-key.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { readDownloadToken } from '../licensing/download-token.js';
 import { ispTokenOf } from '../licensing/isp-auth.js';
-import { openKeystore } from '../licensing/keystore.js';
 import type { ProvisioningFaults } from '../licensing/provisioning.js';
 import type { BatchResponse, CommandResult, WireCommand } from '../licensing/provisioning-wire.js';
 import { newId } from '../platform/ids.js';
@@ -22,6 +21,7 @@ import { createLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from './harness/context.js';
+import { licensingDepsOf } from './harness/licensing.js';
 
 const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
 const isp = (licensing: Record<string, unknown>) => stringify({ ...shipped, licensing });
@@ -55,15 +55,7 @@ beforeAll(async () => {
       },
     }),
   });
-  deps = {
-    config,
-    db: ctx().licensingDb,
-    redis: ctx().redis,
-    keystore: openKeystore(config.deployment.signing.keysDir),
-    log,
-    metrics,
-    now: () => NOW,
-  };
+  deps = licensingDepsOf(ctx(), { config, log, metrics, now: () => NOW });
   app = await buildApi({
     log,
     metrics,

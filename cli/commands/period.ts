@@ -4,28 +4,13 @@
  * close that was interrupted carries on where it stopped.
  */
 import type { Command } from 'commander';
-import type { LicensingDeps } from '../../licensing/context.js';
-import { openKeystore } from '../../licensing/keystore.js';
 import { PERIOD_PATTERN } from '../../licensing/periods.js';
 import { renewPeriod } from '../../licensing/renewal.js';
 import { withServices } from '../command-context.js';
 import { EXIT_USAGE, ExitRequest } from '../exit.js';
+import { licensingServerDeps } from '../licensing-runtime.js';
 import { configOption, out } from '../output.js';
 import { progressBar } from '../progress.js';
-import type { Services } from '../services.js';
-
-/** The licensing services of a command: the licensing database and the deployment keys. */
-function licensingDepsOf(services: Services): LicensingDeps {
-  return {
-    config: services.config,
-    db: services.licensingDb,
-    redis: services.redis,
-    keystore: openKeystore(services.config.deployment.signing.keysDir),
-    log: services.log,
-    metrics: services.metrics,
-    now: () => new Date(),
-  };
-}
 
 export function registerPeriodCommand(program: Command): void {
   const period = program.command('period').description('close periods: renew or lapse licences');
@@ -42,7 +27,7 @@ export function registerPeriodCommand(program: Command): void {
         throw new ExitRequest(EXIT_USAGE);
       }
       await withServices(options.config, async (services) => {
-        const deps = licensingDepsOf(services);
+        const deps = licensingServerDeps(services);
         const bar = progressBar(true);
         let result: Awaited<ReturnType<typeof renewPeriod>>;
         try {
