@@ -12,6 +12,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
+import { retryLockConflicts } from '../platform/db.js';
 import { isRelaisError, isRetryable, RequestError, TransientError } from '../platform/errors.js';
 import { newId } from '../platform/ids.js';
 import { hashKey, readKey } from './activation-key.js';
@@ -129,18 +130,9 @@ function assertActivatable(row: LicenceRow, now: Date): void {
 
 const SEEN_REFRESH_MS = 3_600_000;
 
-const RETRIED_LOCK_ERRORS = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
-
 /** Runs `work` in a transaction, again after a deadlock (InnoDB picks a victim; it is us). */
-async function transaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction(work);
-    } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (attempt >= 3 || !RETRIED_LOCK_ERRORS.has(code)) throw err;
-    }
-  }
+function transaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return retryLockConflicts(() => db.transaction(work), { attempts: 3 });
 }
 
 interface DeviceRow {

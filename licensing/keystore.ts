@@ -19,11 +19,11 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
-  randomBytes,
 } from 'node:crypto';
-import { linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../platform/errors.js';
+import { createSecretFileOnce, randomSecret, readSecretFile } from '../platform/secret-files.js';
 
 export interface SigningKey {
   kid: string;
@@ -49,46 +49,6 @@ export interface Keystore {
   derivedIspToken(ispId: string): string;
 }
 
-/** Writes `content` at `file` unless it exists; either way returns what the file holds. */
-function createOnce(file: string, content: Buffer | string): Buffer {
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(temp, content, { mode: 0o600 });
-  try {
-    linkSync(temp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    rmSync(temp, { force: true });
-  }
-  return readSecretFile(file);
-}
-
-function readSecretFile(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new ConfigError('SECRET_UNREADABLE', `cannot read ${file}`, {}, { cause: err });
-  }
-}
-
-function secret(dir: string, name: string): Buffer {
-  const file = join(dir, name);
-  let text: Buffer;
-  try {
-    text = readFileSync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ConfigError('SECRET_UNREADABLE', `cannot read ${file}`, {}, { cause: err });
-    }
-    text = createOnce(file, `${randomBytes(32).toString('base64url')}\n`);
-  }
-  const value = Buffer.from(text.toString('utf8').trim(), 'base64url');
-  if (value.length < 32) {
-    throw new ConfigError('SECRET_UNREADABLE', `${file} holds fewer than 32 bytes of secret`);
-  }
-  return value;
-}
-
 function toPublic(key: SigningKey): PublicSigningKey {
   const jwk = key.publicKey.export({ format: 'jwk' }) as { x: string };
   return { kid: key.kid, alg: 'Ed25519', jwk: { kty: 'OKP', crv: 'Ed25519', x: jwk.x } };
@@ -101,7 +61,10 @@ function signingKeys(dir: string, now: Date): SigningKey[] {
   if (names.length === 0) {
     const { privateKey } = generateKeyPairSync('ed25519');
     const kid = `k${now.toISOString().slice(0, 10).replace(/-/g, '')}`;
-    createOnce(join(folder, `${kid}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    createSecretFileOnce(
+      join(folder, `${kid}.pem`),
+      privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
     names = readdirSync(folder).filter((n) => /^k[0-9a-z-]+\.pem$/.test(n));
   }
   return names
@@ -133,12 +96,12 @@ function signingKeys(dir: string, now: Date): SigningKey[] {
 export function openKeystore(keysDir: string, now = new Date()): Keystore {
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
   const keys = signingKeys(keysDir, now);
-  const ispTokenSecret = secret(keysDir, 'isp-token.secret');
+  const ispTokenSecret = randomSecret(join(keysDir, 'isp-token.secret'));
   return {
     signing: keys[0] as SigningKey,
     publicKeys: keys.map(toPublic),
-    keyHashSecret: secret(keysDir, 'key-hash.secret'),
-    linkSecret: secret(keysDir, 'link.secret'),
+    keyHashSecret: randomSecret(join(keysDir, 'key-hash.secret')),
+    linkSecret: randomSecret(join(keysDir, 'link.secret')),
     derivedIspToken: (ispId) =>
       `rlt_${createHmac('sha256', ispTokenSecret).update(`isp-token:${ispId}`).digest('base64url')}`,
   };

@@ -1,9 +1,10 @@
 /**
- * The statements of a provisioning batch, built as text with every value escaped here rather
- * than through knex's builder: for a 1000-row batch the builder's compile step cost more than
- * MariaDB's own work on the rows. Values are escaped for MySQL's default SQL mode (backslash
- * escapes on), dates written as UTC, which is the session time zone of every connection.
+ * The statements of a provisioning batch, built as text with every value escaped by
+ * platform/sql-literal.ts rather than through knex's builder: for a 1000-row batch the
+ * builder's compile step cost more than MariaDB's own work on the rows.
  */
+
+import { type SqlValue, sqlLiteral } from '../platform/sql-literal.js';
 import type { LedgerEvent } from './ledger.js';
 import type { LicenceRow } from './licences.js';
 
@@ -18,27 +19,9 @@ export interface SubscriptionRow {
   updated_at: Date;
 }
 
-export type SqlValue = string | number | Date | Buffer | null;
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: MySQL escapes NUL and ^Z, so the pattern names them
-const SQL_SPECIAL = /[\0\n\r\x1a'\\]/g;
-const SQL_ESCAPES: Record<string, string> = {
-  '\0': '\\0',
-  '\n': '\\n',
-  '\r': '\\r',
-  '\x1a': '\\Z',
-  "'": "\\'",
-  '\\': '\\\\',
-};
-
 /** A value as a MySQL literal (default SQL mode: backslash escapes on; dates as UTC). */
-export function literal(value: SqlValue): string {
-  if (value === null) return 'NULL';
-  if (typeof value === 'number') return String(value);
-  if (value instanceof Date) return `'${value.toISOString().slice(0, 23).replace('T', ' ')}'`;
-  if (Buffer.isBuffer(value)) return `X'${value.toString('hex')}'`;
-  return `'${value.replace(SQL_SPECIAL, (c) => SQL_ESCAPES[c] as string)}'`;
-}
+export const literal = sqlLiteral;
+export type { SqlValue };
 
 function valuesList(rows: readonly SqlValue[][]): string {
   return rows.map((row) => `(${row.map(literal).join(',')})`).join(',');

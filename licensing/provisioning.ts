@@ -22,6 +22,7 @@ import type { Knex } from 'knex';
 import { Counter, Histogram } from 'prom-client';
 import type { z } from 'zod';
 import type { IspConfig } from '../config/load.js';
+import { retryLockConflicts } from '../platform/db.js';
 import { isRelaisError, RequestError, TransientError } from '../platform/errors.js';
 import type { Metrics } from '../platform/metrics.js';
 import { type LicensingDeps, servedIsp } from './context.js';
@@ -695,10 +696,9 @@ function databaseFailure(err: unknown, what: string, ispId: string): TransientEr
   return new TransientError('DB_UNAVAILABLE', `${what}: ${line}`, { ispId }, { cause });
 }
 
-/** A concurrent batch took the same row first; a fresh attempt sees its commit. */
-function isRace(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ER_DUP_ENTRY' || code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+/** A concurrent batch inserted the same row first; a fresh attempt sees its commit. */
+function isDuplicateKey(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'ER_DUP_ENTRY';
 }
 
 /**
@@ -717,19 +717,19 @@ export async function applyBatch(
   const commands = parseBatch(body);
   const metrics = provisioningMetrics(deps.metrics);
   const stopTimer = metrics.batchSeconds.startTimer({ isp: ispId });
-  let results: CommandResult[] | undefined;
-  for (let attempt = 1; results === undefined; attempt++) {
-    try {
-      results = await applyInTransaction(deps, ispId, commands, faults);
-    } catch (err) {
-      if (isRelaisError(err)) throw err;
-      if (isRace(err) && attempt < RACE_ATTEMPTS) continue;
-      throw databaseFailure(
-        err,
-        `provisioning batch of ${commands.length} commands rolled back`,
-        ispId,
-      );
-    }
+  let results: CommandResult[];
+  try {
+    results = await retryLockConflicts(() => applyInTransaction(deps, ispId, commands, faults), {
+      attempts: RACE_ATTEMPTS,
+      also: isDuplicateKey,
+    });
+  } catch (err) {
+    if (isRelaisError(err)) throw err;
+    throw databaseFailure(
+      err,
+      `provisioning batch of ${commands.length} commands rolled back`,
+      ispId,
+    );
   }
   const seconds = stopTimer();
   const tally = { applied: 0, replayed: 0, rejected: 0, deferred: 0 };

@@ -15,6 +15,7 @@
  * nothing twice.
  */
 import type { Knex } from 'knex';
+import { retryLockConflicts } from '../platform/db.js';
 import { RequestError } from '../platform/errors.js';
 import { type LicensingDeps, servedIsp } from './context.js';
 import { appendEvents, type LedgerEvent } from './ledger.js';
@@ -101,11 +102,6 @@ function isBehind(licencePeriod: string | null, period: string): boolean {
 
 function countsOf(row: CloseRow): Omit<RenewalResult, 'alreadyClosed'> {
   return { renewed: Number(row.renewed), held: Number(row.held), lapsed: Number(row.lapsed) };
-}
-
-function isDeadlock(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
 }
 
 /**
@@ -301,17 +297,13 @@ export async function renewPeriod(
   };
 
   for (;;) {
-    let result: { row: CloseRow; seen: number } | undefined;
-    for (let attempt = 1; result === undefined; attempt++) {
-      try {
-        result = await deps.db.transaction(closeChunk);
-      } catch (err) {
-        // Provisioning locks a subscription then its licence; a chunk locks them the other way
-        // round. InnoDB picks one side of such a cycle to fail: that chunk simply runs again.
-        if (!isDeadlock(err) || attempt >= DEADLOCK_RETRIES) throw err;
-        log.warn({ attempt }, 'period close chunk hit a lock conflict; running it again');
-      }
-    }
+    // Provisioning locks a subscription then its licence; a chunk locks them the other way
+    // round. InnoDB picks one side of such a cycle to fail: that chunk simply runs again.
+    const result = await retryLockConflicts(() => deps.db.transaction(closeChunk), {
+      attempts: DEADLOCK_RETRIES,
+      onRetry: (attempt) =>
+        log.warn({ attempt }, 'period close chunk hit a lock conflict; running it again'),
+    });
     chunk++;
     scanned += result.seen;
     const progress = { period, scanned, total: Number(total), ...countsOf(result.row) };

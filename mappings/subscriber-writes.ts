@@ -16,6 +16,7 @@
 import type { Knex } from 'knex';
 import mysql from 'mysql2';
 import { InternalError } from '../platform/errors.js';
+import { sqlText } from '../platform/sql-literal.js';
 import {
   CommandBatchEncoder,
   type CommandKind,
@@ -59,26 +60,6 @@ function repeated(value: string | null): string {
     if (escapedValues.size < 10_000) escapedValues.set(value, sql);
   }
   return sql;
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: MySQL escapes NUL and ^Z, so the pattern names them
-const SQL_SPECIAL = /[\0\n\r\x1a'\\]/g;
-const SQL_ESCAPES: Record<string, string> = {
-  '\0': '\\0',
-  '\n': '\\n',
-  '\r': '\\r',
-  '\x1a': '\\Z',
-  "'": "\\'",
-  '\\': '\\\\',
-};
-
-/**
- * A long text (an outbox row's commands, JSON) as a quoted literal. mysql2's escaping also
- * escapes every `"`, which a JSON text is full of and a single-quoted MySQL string does not
- * need; this escapes exactly what MySQL's default mode requires, as mysql2 does for the rest.
- */
-function sqlText(text: string): string {
-  return `'${text.replace(SQL_SPECIAL, (c) => SQL_ESCAPES[c] as string)}'`;
 }
 
 /** Strings that need no escaping in a quoted literal: the usual customer refs. */

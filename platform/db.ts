@@ -132,3 +132,37 @@ export async function dropDatabases(settings: MysqlSettings): Promise<void> {
     await conn.end();
   }
 }
+
+/** InnoDB ended this transaction to break a lock conflict (deadlock victim, lock wait timeout). */
+export function isLockConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
+export interface LockConflictRetry {
+  /** Runs in all, the first included. */
+  attempts: number;
+  /** Other failures a fresh run cures (a concurrent insert of the same key, for one). */
+  also?: (err: unknown) => boolean;
+  onRetry?: (attempt: number, err: unknown) => void;
+}
+
+/**
+ * Runs `run` (a whole transaction) again when InnoDB rolled it back over a lock conflict:
+ * the transaction was undone, so running it again is safe, and it then sees what the other
+ * side committed. Any other failure, or the last attempt's, is thrown.
+ */
+export async function retryLockConflicts<T>(
+  run: () => Promise<T>,
+  { attempts, also, onRetry }: LockConflictRetry,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const curable = isLockConflict(err) || (also?.(err) ?? false);
+      if (!curable || attempt >= attempts) throw err;
+      onRetry?.(attempt, err);
+    }
+  }
+}
