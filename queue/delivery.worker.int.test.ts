@@ -14,6 +14,7 @@ import { useTestContext } from '../test/harness/context.js';
 import { deliveryRow, hasContact, seedDelivery } from '../test/harness/deliveries.js';
 import { freePort } from '../test/harness/ports.js';
 import { createTestRelay, type TestRelay } from '../test/harness/smtp.js';
+import { waitFor } from '../test/harness/wait.js';
 import {
   type DeliveredKey,
   type DeliveryWorker,
@@ -126,16 +127,6 @@ async function enqueue(ispId: string, batchId: number) {
     { ispId, batchId },
     { jobId: deliveryJobId(batchId), attempts: 20, backoff: { type: 'fixed', delay: 150 } },
   );
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function settled(batchId: number) {

@@ -43,6 +43,7 @@ import { type Customer, encode, generateCustomers, renderCsv } from './generator
 import { useTestContext } from './harness/context.js';
 import { openTestIntake, type TestIntake } from './harness/intake.js';
 import { freePort } from './harness/ports.js';
+import { waitFor } from './harness/wait.js';
 
 const demo = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
 const ISP = 'mail';
@@ -143,16 +144,6 @@ afterAll(async () => {
   await app?.close();
   workerConnection?.disconnect();
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function ingest(name: string, list: Customer[]): Promise<void> {
   await intake.ingest(ISP, name, encode(renderCsv(list), 'windows-1252'));

@@ -31,6 +31,7 @@ import { JOB_NAMES, QUEUE_NAMES } from '../queue/queues.js';
 import { useTestContext } from './harness/context.js';
 import { freePort } from './harness/ports.js';
 import { createTestRelay, type TestRelay } from './harness/smtp.js';
+import { waitFor } from './harness/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // The feeds: customers whose every personal value is a probe
@@ -362,16 +363,6 @@ let lifecycle: Lifecycle;
 let running: RunningRelais;
 let eventsConnection: Redis;
 let events: QueueEvents;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Drops one export into the ISP's inbox the way an ISP should, and polls it through the queue. */
 async function dropAndPoll(ispId: string, name: string, content: string): Promise<PollResult> {

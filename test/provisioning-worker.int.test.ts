@@ -48,6 +48,7 @@ import {
 import { encode, generateCustomers, renderCsv } from './generators/isp-exports.js';
 import { useTestContext } from './harness/context.js';
 import { openTestIntake, type TestIntake } from './harness/intake.js';
+import { waitFor } from './harness/wait.js';
 
 const demo = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
 
@@ -161,16 +162,6 @@ afterAll(async () => {
   await app?.close();
   workerConnection?.disconnect();
 });
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 interface BatchRow {
   id: number;
