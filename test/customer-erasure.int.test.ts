@@ -18,10 +18,9 @@ import { subscriberRoutes } from '../api/subscriber.routes.js';
 import { registerSubscribersCommand } from '../cli/commands/subscribers.js';
 import { type CustomerErasureDeps, eraseCustomer } from '../connectors/erasure.js';
 import { openVault } from '../connectors/vault.js';
-import type { LicensingDeps } from '../licensing/context.js';
 import { ERASURE_RECEIPT_TYPE, type ErasureClaims } from '../licensing/erasure.js';
 import { ispTokenOf } from '../licensing/isp-auth.js';
-import { type Keystore, openKeystore } from '../licensing/keystore.js';
+import type { Keystore } from '../licensing/keystore.js';
 import { verifyDocument } from '../licensing/signed-document.js';
 import { commandKey, encodeCommands } from '../mappings/provisioning-command.js';
 import { newId } from '../platform/ids.js';
@@ -42,6 +41,7 @@ import {
 import { type Customer, encode, generateCustomers, renderCsv } from './generators/isp-exports.js';
 import { useTestContext } from './harness/context.js';
 import { openTestIntake, type TestIntake } from './harness/intake.js';
+import { licensingDepsOf } from './harness/licensing.js';
 import { freePort } from './harness/ports.js';
 import { waitFor } from './harness/wait.js';
 
@@ -78,17 +78,9 @@ const customers: Customer[] = [...generateCustomers(4, 11)].map((c) => ({
 }));
 
 beforeAll(async () => {
-  const { config, connectorDb, licensingDb, redis, prefix } = ctx();
-  keystore = openKeystore(config.deployment.signing.keysDir);
-  const deps: LicensingDeps = {
-    config,
-    db: licensingDb,
-    redis,
-    keystore,
-    log: silentLogger(),
-    metrics: createMetrics({ defaultMetrics: false }),
-    now: () => new Date(),
-  };
+  const { config, connectorDb, redis, prefix } = ctx();
+  const deps = licensingDepsOf(ctx());
+  keystore = deps.keystore;
   const routes: FastifyPluginAsync = async (instance) => {
     await instance.register(provisioningRoutes, { deps });
     await instance.register(subscriberRoutes, { deps });
