@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { port, secretString } from './fields.js';
 import { serverSchema } from './licensing-schema.js';
+import { vendorBillingSchema } from './vendor-billing-schema.js';
 
 /** A MySQL database name Relais may create: letters, digits and underscores only. */
 const databaseName = z
@@ -117,6 +118,7 @@ export const deploymentSchema = z
     signing: signingSchema.prefault({}),
     log: logSchema.prefault({}),
     server: serverSchema.prefault({}),
+    billing: vendorBillingSchema.prefault({}),
     shutdownTimeoutMs: z
       .int()
       .min(100)

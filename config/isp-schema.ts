@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { formatOptionsSchema } from '../connectors/formats/registry.js';
 import { pickupSchema } from '../connectors/transports/pickup.options.js';
 import { transportOptionsSchema } from '../connectors/transports/registry.js';
+import { billingSchema } from './billing-schema.js';
 import { deliverySchema } from './delivery-schema.js';
 import { moduleCode, regexSource, timeZone } from './fields.js';
 import { ispLicensingSchema } from './licensing-schema.js';
@@ -223,6 +224,9 @@ export const ispSchema = z
       .describe('Offer code as the ISP writes it, mapped to the modules it entitles.'),
     licensing: ispLicensingSchema.prefault({}),
     delivery: deliverySchema.prefault({}),
+    billing: billingSchema
+      .optional()
+      .describe('Month-end billing; an ISP without it cannot have a period closed.'),
   })
   .describe('One ISP: how its files arrive, what they mean, how it is billed.');
 

@@ -45,7 +45,7 @@ export const ALLOWED_IMPORTS: Record<Folder, readonly Folder[] | 'any'> = {
   mappings: ['platform', 'config'],
   queue: ['platform', 'config', 'connectors', 'mappings', 'licensing', 'billing'],
   licensing: ['platform', 'config'],
-  billing: ['platform', 'config', 'mappings'],
+  billing: ['platform', 'config', 'connectors', 'mappings'],
   api: ['platform', 'config', 'connectors', 'mappings', 'queue', 'licensing', 'billing'],
   platform: [],
   migrations: [],
