@@ -7,12 +7,17 @@
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 
-export async function* readLines(path: string): AsyncGenerator<string> {
+export function readLines(path: string): AsyncGenerator<string> {
+  return splitLines(createReadStream(path, { highWaterMark: 1 << 16 }));
+}
+
+/** Lines of any UTF-8 byte stream (a file, an HTTP body), with the same backpressure. */
+export async function* splitLines(source: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   // Pieces of a line that spans chunks, joined once its end is found.
   let pieces: string[] = [];
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 16 })) {
-    const text = decoder.write(chunk as Buffer);
+  for await (const chunk of source) {
+    const text = decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
     let start = 0;
     for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
       const tail = text.slice(start, end);
