@@ -22,3 +22,10 @@ export interface IspInvoiceLine {
   activationEventId: string;
   activatedAt: string;
 }
+
+/**
+ * A rated line as the subscription server streams it: the same fields without the customer
+ * ref. Declared here, not imported from `licensing/`, which the connector's billing may not
+ * import; `queue/billing-client.ts` checks the wire against the server's own schema.
+ */
+export type VendorRatedLine = Omit<IspInvoiceLine, 'customerRef'>;

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { syncIsps } from '../connectors/isp-registry.js';
-import type { RatedLine } from '../licensing/billing/rated-line.js';
 import { newId } from '../platform/ids.js';
 import { createLogger } from '../platform/logger.js';
 import { packageRoot } from '../platform/package-root.js';
 import { useTestContext } from '../test/harness/context.js';
+import type { VendorRatedLine as RatedLine } from './invoice-line.js';
 import { mapToCustomerRefs } from './map-back.js';
 
 const isp = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));

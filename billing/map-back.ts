@@ -9,10 +9,9 @@
  * erasure removes from the ISP. A subscriber id known to neither table stops the export: the
  * line cannot be given to the ISP, and dropping it would bill less than the invoice says.
  */
-import type { RatedLine } from '../licensing/billing/rated-line.js';
 import type { Db } from '../platform/db.js';
 import { InternalError } from '../platform/errors.js';
-import type { IspInvoiceLine } from './invoice-line.js';
+import type { IspInvoiceLine, VendorRatedLine as RatedLine } from './invoice-line.js';
 
 const CHUNK = 2000;
 
