@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { activationRoutes } from '../api/activation.routes.js';
+import { billingRoutes } from '../api/billing.routes.js';
 import { downloadRoutes } from '../api/download.routes.js';
 import { feedPushRoutes } from '../api/feed-push.routes.js';
 import { provisioningRoutes } from '../api/provisioning.routes.js';
@@ -11,6 +12,7 @@ import { buildApi } from '../api/server.js';
 import { subscriberRoutes } from '../api/subscriber.routes.js';
 import { databaseCheck, redisCheck } from '../platform/readiness.js';
 import { connectRedis } from '../platform/redis.js';
+import { startBillingCloseScheduler } from '../queue/billing-close.scheduler.js';
 import { startDeliveryWorker } from '../queue/delivery.worker.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
 import { startProvisioningWorker } from '../queue/provisioning.worker.js';
@@ -45,6 +47,7 @@ function apiRoutes(
     await app.register(activationRoutes, { deps });
     await app.register(downloadRoutes, { deps });
     await app.register(subscriberRoutes, { deps });
+    await app.register(billingRoutes, { deps });
   };
   return [push, server];
 }
@@ -142,7 +145,12 @@ export async function startScheduler(
     licensing: licensing.server,
     log: services.log,
   });
+  const billingClose = startBillingCloseScheduler({
+    config: services.config,
+    licensing: licensing.server,
+    log: services.log,
+  });
   services.lifecycle.onShutdown('scheduler', async () => {
-    await Promise.all([scheduler.stop(), renewal.stop()]);
+    await Promise.all([scheduler.stop(), renewal.stop(), billingClose.stop()]);
   });
 }

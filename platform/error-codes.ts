@@ -183,6 +183,24 @@ export const ERROR_CODES = {
     meaning: 'A local file operation on an inbox, staging or outbox folder failed.',
     action: 'Check that the folder exists and that the Relais user may read and write it.',
   },
+  BILLING_DELIVERY_CHANGED: {
+    httpStatus: 409,
+    meaning:
+      'A month-end file was already delivered to the ISP outbox with other content; a closed period file must never change, so the new one was not uploaded.',
+    action:
+      'Compare the two files (the ledger row names the delivered checksum) and find out why the output changed; nothing was overwritten.',
+  },
+  BILLING_OUTBOX_OCCUPIED: {
+    httpStatus: 409,
+    meaning:
+      'A file with other content already sits under the final name in the ISP outbox, and Relais never overwrites one.',
+    action: 'Ask the ISP what the file is; move it away if it is stale, then retry the delivery.',
+  },
+  BILLING_DELIVERY_BUSY: {
+    httpStatus: 409,
+    meaning: 'Another process is delivering the files of this ISP and period right now.',
+    action: 'Nothing: retry later; the other delivery finishes the job.',
+  },
   PROVISIONING_UNAUTHORIZED: {
     httpStatus: 401,
     meaning: 'The provisioning request carries no valid ISP credential.',
@@ -313,7 +331,8 @@ export const ERROR_CODES = {
     httpStatus: 409,
     meaning:
       'The subscription server has not closed this period of the ISP yet, so there are no frozen lines to export.',
-    action: 'Wait for the scheduled close (period end plus the cutoff days) or run `relais period close`.',
+    action:
+      'Wait for the scheduled close (period end plus the cutoff days) or run `relais period close`.',
   },
   BILLING_LINE_INVALID: {
     httpStatus: 502,
@@ -324,12 +343,76 @@ export const ERROR_CODES = {
     httpStatus: 500,
     meaning:
       'A rated line names a subscriber id this connector has never mapped to a customer ref.',
-    action: 'Nothing was written; check that the connector database is the one that provisioned this ISP.',
+    action:
+      'Nothing was written; check that the connector database is the one that provisioned this ISP.',
+  },
+  RECONCILIATION_EXPORT_NOT_FOUND: {
+    httpStatus: 404,
+    meaning:
+      "No file in the ISP's billing-export inbox matches billing.reconciliation.source.pattern.",
+    action:
+      'Check that the ISP sent its export and that the pattern matches its name, or name the file: relais reconcile --isp ID --period YYYY-MM FILE.',
   },
   PERIOD_INVALID: {
     httpStatus: 400,
     meaning: 'The period is not a YYYY-MM month, or it has not ended yet in the ISP time zone.',
     action: 'Give a past month such as 2026-11.',
+  },
+  BILLING_NOT_CONFIGURED: {
+    httpStatus: 409,
+    meaning:
+      'The ISP config has no billing section, so none of its periods can be rated or closed.',
+    action:
+      'Add billing (currency, prices, ...) to config/isps/<isp>.yaml and run `relais config check`.',
+  },
+  BILLING_PRICE_MISSING: {
+    httpStatus: 409,
+    meaning:
+      'A module entitled to a licence of the ISP has no price in the price list in force on the first day of the period (or no list is in force then); the period was not closed.',
+    action:
+      'Add the named module to billing.prices in the ISP config (a list whose from is on or before the 1st), then close the period again.',
+  },
+  BILLING_PERIOD_NOT_CLOSABLE: {
+    httpStatus: 409,
+    meaning:
+      'The period has not ended plus the ISP cutoff days yet, so late events could still arrive; nothing was closed.',
+    action:
+      'Wait until the date in the message (the schedule closes it then), or use --force in a test environment only.',
+  },
+  BILLING_PERIOD_OUT_OF_ORDER: {
+    httpStatus: 409,
+    meaning:
+      'A later period of the ISP is already closed; an earlier one cannot be closed after it, because its late events already went into adjustments.',
+    action:
+      'Nothing to close: usage of the earlier month is billed as adjustments of later periods.',
+  },
+  BILLING_PERIOD_NOT_CLOSED: {
+    httpStatus: 409,
+    meaning:
+      'The period asked for has not been closed for this ISP, so it has no frozen lines yet.',
+    action:
+      'Ask again after the close (period end plus the cutoff days); `GET /v1/billing/periods/:period` says when it closed.',
+  },
+  BILLING_LINE_UNWRITABLE: {
+    httpStatus: 500,
+    meaning:
+      "An invoice line cannot be written in the ISP's declared format: a value missing from a map, wider than its fixed-width field, with more decimals than declared, or a character the file encoding lacks; no file was produced.",
+    action:
+      'Fix the billing.invoiceLines entry named in the message (add the map entry, widen the field, raise decimals or change the encoding), then write the period again.',
+  },
+  BILLING_PUSH_REJECTED: {
+    httpStatus: 502,
+    meaning:
+      'The ISP billing system refused a chunk of invoice lines with a 4xx answer; the chunks before it were delivered, the rest were not sent.',
+    action:
+      'Read the status and line ids in the message, fix the config or ask the ISP; a new push re-sends every line with the same idempotency keys, so nothing is billed twice.',
+  },
+  BILLING_PUSH_UNAVAILABLE: {
+    httpStatus: 503,
+    meaning:
+      'The ISP billing system did not take a chunk of invoice lines after every retry (network errors, timeouts, 429 or 5xx).',
+    action:
+      'Nothing: the push is retried later with the same idempotency keys, so lines already received are not billed twice; check the endpoint if it lasts.',
   },
   SECRET_UNREADABLE: {
     httpStatus: 500,

@@ -2,8 +2,13 @@
  * `relais period renew --isp ID --period YYYY-MM`: closes a period by hand, as the renewal
  * schedule does after midnight on the 1st. Safe to run again: a closed period is a no-op and a
  * close that was interrupted carries on where it stopped.
+ *
+ * `relais period close --isp ID --period YYYY-MM`: the billing close by hand, as the billing
+ * schedule does once the period's cutoff days have passed: rates activated licences and
+ * freezes the lines. Safe to run again in the same way.
  */
 import type { Command } from 'commander';
+import { closeBillingPeriod } from '../../licensing/billing/close.js';
 import { PERIOD_PATTERN } from '../../licensing/periods.js';
 import { renewPeriod } from '../../licensing/renewal.js';
 import { withServices } from '../command-context.js';
@@ -42,6 +47,43 @@ export function registerPeriodCommand(program: Command): void {
           result.alreadyClosed
             ? `${options.isp} ${options.period} was already closed (${counts}); nothing changed`
             : `${options.isp} ${options.period} closed: ${counts}`,
+        );
+      });
+    });
+
+  configOption(period.command('close'))
+    .description(
+      'billing close of a past period of an ISP: rate activated licences, freeze the rated lines, emit adjustments for late events',
+    )
+    .requiredOption('--isp <id>', 'ISP id')
+    .requiredOption('--period <YYYY-MM>', 'the month to close, in the ISP time zone')
+    .option('--force', 'close before period end + cutoffDays (late events then become adjustments)')
+    .action(async (options: { config?: string; isp: string; period: string; force?: boolean }) => {
+      if (!PERIOD_PATTERN.test(options.period)) {
+        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
+        throw new ExitRequest(EXIT_USAGE);
+      }
+      await withServices(options.config, async (services) => {
+        const deps = licensingServerDeps(services);
+        const bar = progressBar(true);
+        let result: Awaited<ReturnType<typeof closeBillingPeriod>>;
+        try {
+          result = await closeBillingPeriod(deps, options.isp, options.period, {
+            force: options.force ?? false,
+            onProgress: (p) => bar.update(p.subscribers, p.subscribers, `rating ${p.period}`),
+          });
+        } finally {
+          bar.stop();
+        }
+        const { summary } = result;
+        const adjustments = summary.totals
+          .filter((t) => t.kind === 'adjustment')
+          .reduce((n, t) => n + t.lines, 0);
+        const counts = `${summary.lineCount} lines (${adjustments} adjustments), total ${summary.total} ${summary.currency}`;
+        out(
+          result.outcome === 'already-closed'
+            ? `${options.isp} ${options.period} billing was already closed at ${result.closedAt.toISOString()} (${counts}); nothing changed`
+            : `${options.isp} ${options.period} billing closed: ${counts}`,
         );
       });
     });

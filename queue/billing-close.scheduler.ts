@@ -1,0 +1,130 @@
+/**
+ * The billing close schedule: every day in each ISP's time zone, close the ISP's last period
+ * once its end plus `billing.cutoffDays` has passed, if it is not closed yet. Modelled on the
+ * renewal schedule (`renewal.scheduler.ts`), and separate from it: renewal closes a period at
+ * midnight on the 1st, billing waits for late events. Periods skipped while the scheduler was
+ * down are closed oldest first, because each close emits the adjustments of those before it.
+ * A MySQL named lock per ISP lets one scheduler act at a time; the close itself is safe to
+ * repeat, resumes an interrupted run, and its primary key is the real guard.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { IspConfig, RelaisConfig } from '../config/load.js';
+import { type CloseOptions, closableAt, closeBillingPeriod } from '../licensing/billing/close.js';
+import type { LicensingDeps } from '../licensing/context.js';
+import { periodOf } from '../licensing/periods.js';
+import type { Logger } from '../platform/logger.js';
+import { BUSY, withNamedLock } from '../platform/named-lock.js';
+
+/** Twenty past midnight: after the renewal check (ten past), clear of DST changes. */
+export const BILLING_CLOSE_CRON = '20 0 * * *';
+
+export interface BillingCloseSchedulerDeps {
+  config: RelaisConfig;
+  licensing: LicensingDeps;
+  log: Logger;
+  /** Run a check for every ISP at start (default true). */
+  checkAtStart?: boolean;
+  /** Passed to every close (the invoice writer's afterFreeze hangs here). */
+  closeOptions?: Pick<CloseOptions, 'afterFreeze'>;
+}
+
+export interface BillingCloseScheduler {
+  stop(): Promise<void>;
+}
+
+function shift(period: string, months: number): string {
+  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 1 + months;
+  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
+}
+
+/**
+ * The periods to close at `now`, oldest first: from the one after `lastClosed` (or the latest
+ * closable one when none is closed) up to the latest whose end plus cutoff has passed.
+ */
+export function duePeriods(
+  now: Date,
+  timeZone: string,
+  cutoffDays: number,
+  lastClosed: string | null,
+): string[] {
+  let latest = shift(periodOf(now, timeZone), -1);
+  if (closableAt(latest, timeZone, cutoffDays) > now) latest = shift(latest, -1);
+  const due: string[] = [];
+  for (let p = lastClosed === null ? latest : shift(lastClosed, 1); p <= latest; p = shift(p, 1)) {
+    due.push(p);
+  }
+  return due;
+}
+
+export type BillingCloseCheck =
+  | { isp: string; outcome: 'busy' | 'up-to-date' }
+  | { isp: string; outcome: 'closed'; periods: string[]; lines: number };
+
+/** One check of one ISP: closes what is due, holding the ISP's billing-close lock. */
+export async function closeDueBillingPeriods(
+  deps: LicensingDeps,
+  isp: IspConfig,
+  options: Pick<CloseOptions, 'afterFreeze'> = {},
+): Promise<BillingCloseCheck> {
+  const billing = isp.billing;
+  if (!billing) return { isp: isp.id, outcome: 'up-to-date' };
+  const result = await withNamedLock(deps.db, `billing-close:${isp.id}`, async () => {
+    const row = (await deps
+      .db('billing_closes')
+      .where({ isp_id: isp.id, status: 'closed' })
+      .max({ last: 'period' })
+      .first()) as { last: string | null } | undefined;
+    const due = duePeriods(deps.now(), isp.timeZone, billing.cutoffDays, row?.last ?? null);
+    if (due.length === 0) return { isp: isp.id, outcome: 'up-to-date' } as const;
+    let lines = 0;
+    for (const period of due) {
+      const closed = await closeBillingPeriod(deps, isp.id, period, options);
+      lines += closed.summary.lineCount;
+    }
+    return { isp: isp.id, outcome: 'closed', periods: due, lines } as const;
+  });
+  return result === BUSY ? { isp: isp.id, outcome: 'busy' } : result;
+}
+
+export function startBillingCloseScheduler(deps: BillingCloseSchedulerDeps): BillingCloseScheduler {
+  const tasks: ScheduledTask[] = [];
+  const running = new Set<Promise<unknown>>();
+
+  const check = (isp: IspConfig) => {
+    const run = closeDueBillingPeriods(deps.licensing, isp, deps.closeOptions)
+      .then((result) => {
+        if (result.outcome === 'closed') deps.log.info(result, 'billing period closed on schedule');
+        else if (result.outcome === 'busy') {
+          deps.log.debug({ isp: isp.id }, 'another scheduler is closing this ISP');
+        }
+      })
+      .catch((err) => {
+        deps.log.warn({ err, isp: isp.id }, 'scheduled billing close failed; retried tomorrow');
+      })
+      .finally(() => running.delete(run));
+    running.add(run);
+    return run;
+  };
+
+  for (const isp of deps.config.isps.values()) {
+    if (!isp.enabled || !isp.billing) continue;
+    const task = cron.schedule(BILLING_CLOSE_CRON, () => check(isp), {
+      name: `billing-close-${isp.id}`,
+      timezone: isp.timeZone,
+      noOverlap: true,
+    });
+    tasks.push(task);
+    deps.log.info(
+      { isp: isp.id, cron: BILLING_CLOSE_CRON, timeZone: isp.timeZone },
+      'billing close scheduled',
+    );
+    if (deps.checkAtStart ?? true) void check(isp);
+  }
+
+  return {
+    async stop() {
+      for (const task of tasks) await task.destroy();
+      await Promise.allSettled([...running]);
+    },
+  };
+}
