@@ -9,6 +9,7 @@ import { openVault, type Vault } from '../connectors/vault.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { ispTokenOf } from '../licensing/isp-auth.js';
 import { type Keystore, openKeystore } from '../licensing/keystore.js';
+import { type BillingClient, createBillingClient } from '../queue/billing-client.js';
 import { createLicensingClient, type LicensingClient } from '../queue/licensing-client.js';
 import type { Services } from './services.js';
 
@@ -20,6 +21,8 @@ export interface LicensingRuntime {
   vault: Vault;
   /** The connector's client of the subscription server. */
   client: LicensingClient;
+  /** The connector's reader of closed billing periods at the subscription server. */
+  billing: BillingClient;
 }
 
 /** `config` with the server reached at `url` (an api started on a port chosen at run time). */
@@ -58,5 +61,14 @@ export function openLicensing(services: Services): LicensingRuntime {
     baseUrl: config.deployment.server.url,
     tokenOf: (ispId) => ispTokenOf(config, keystore, ispId),
   });
-  return { server, keystore, vault: openVault(keysDir), client };
+  const billing = billingClientFor(config, keystore);
+  return { server, keystore, vault: openVault(keysDir), client, billing };
+}
+
+/** The connector's reader of closed periods, presenting each ISP's token. */
+export function billingClientFor(config: RelaisConfig, keystore: Keystore): BillingClient {
+  return createBillingClient({
+    baseUrl: config.deployment.server.url,
+    tokenOf: (ispId) => ispTokenOf(config, keystore, ispId),
+  });
 }

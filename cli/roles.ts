@@ -10,6 +10,7 @@ import { feedPushRoutes } from '../api/feed-push.routes.js';
 import { provisioningRoutes } from '../api/provisioning.routes.js';
 import { buildApi } from '../api/server.js';
 import { subscriberRoutes } from '../api/subscriber.routes.js';
+import { vendorDocumentsHook } from '../licensing/billing/month-end.js';
 import { databaseCheck, redisCheck } from '../platform/readiness.js';
 import { connectRedis } from '../platform/redis.js';
 import { startBillingCloseScheduler } from '../queue/billing-close.scheduler.js';
@@ -149,6 +150,7 @@ export async function startScheduler(
     config: services.config,
     licensing: licensing.server,
     log: services.log,
+    closeOptions: { afterFreeze: vendorDocumentsHook(licensing.server) },
   });
   services.lifecycle.onShutdown('scheduler', async () => {
     await Promise.all([scheduler.stop(), renewal.stop(), billingClose.stop()]);

@@ -327,13 +327,6 @@ export const ERROR_CODES = {
     meaning: 'The subscription server did not answer or answered 5xx.',
     action: 'Nothing: provisioning is retried with backoff; check the server if it lasts.',
   },
-  BILLING_EXPORT_NOT_READY: {
-    httpStatus: 409,
-    meaning:
-      'The subscription server has not closed this period of the ISP yet, so there are no frozen lines to export.',
-    action:
-      'Wait for the scheduled close (period end plus the cutoff days) or run `relais period close`.',
-  },
   BILLING_LINE_INVALID: {
     httpStatus: 502,
     meaning: 'A rated line streamed by the subscription server does not match the wire schema.',

@@ -11,6 +11,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { type RatedLine, ratedLineSchema } from '../licensing/billing/rated-line.js';
+import { isErrorCode } from '../platform/error-codes.js';
 import { RequestError, TransientError } from '../platform/errors.js';
 import { splitLines } from '../platform/lines.js';
 
@@ -29,6 +30,8 @@ export interface PeriodSummary {
   closedAt: string;
   lineCount: number;
   currency: string;
+  /** Sum of every line amount, a decimal string. */
+  total: string;
   [field: string]: unknown;
 }
 
@@ -81,10 +84,16 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
         { ispId, path, status: response.status },
       );
     }
+    const code =
+      typeof server.code === 'string' && isErrorCode(server.code)
+        ? server.code
+        : response.status === 401 || response.status === 403
+          ? 'PROVISIONING_UNAUTHORIZED'
+          : 'BILLING_PERIOD_NOT_CLOSED';
     throw new RequestError(
-      'BILLING_EXPORT_NOT_READY',
+      code,
       `licensing server refused ${path} (${response.status}): ${message}`,
-      { ispId, path, status: response.status, serverCode: server.code },
+      { ispId, path, status: response.status },
     );
   }
 

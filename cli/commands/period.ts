@@ -8,7 +8,7 @@
  * freezes the lines. Safe to run again in the same way.
  */
 import type { Command } from 'commander';
-import { closeBillingPeriod } from '../../licensing/billing/close.js';
+import { closeAndInvoice } from '../../licensing/billing/month-end.js';
 import { PERIOD_PATTERN } from '../../licensing/periods.js';
 import { renewPeriod } from '../../licensing/renewal.js';
 import { withServices } from '../command-context.js';
@@ -66,9 +66,9 @@ export function registerPeriodCommand(program: Command): void {
       await withServices(options.config, async (services) => {
         const deps = licensingServerDeps(services);
         const bar = progressBar(true);
-        let result: Awaited<ReturnType<typeof closeBillingPeriod>>;
+        let result: Awaited<ReturnType<typeof closeAndInvoice>>;
         try {
-          result = await closeBillingPeriod(deps, options.isp, options.period, {
+          result = await closeAndInvoice(deps, options.isp, options.period, {
             force: options.force ?? false,
             onProgress: (p) => bar.update(p.subscribers, p.subscribers, `rating ${p.period}`),
           });
@@ -84,6 +84,14 @@ export function registerPeriodCommand(program: Command): void {
           result.outcome === 'already-closed'
             ? `${options.isp} ${options.period} billing was already closed at ${result.closedAt.toISOString()} (${counts}); nothing changed`
             : `${options.isp} ${options.period} billing closed: ${counts}`,
+        );
+        const { documents } = result;
+        const issued = [documents.invoice, documents.creditNote].filter((d) => d !== undefined);
+        for (const d of issued)
+          out(`   ${d.number} of ${d.issueDate}: ${d.payable} ${summary.currency} payable`);
+        if (documents.noInvoiceReason) out(`   no invoice: ${documents.noInvoiceReason}`);
+        out(
+          `   vendor documents in ${documents.dir}: ${documents.files.map((f) => f.name).join(', ')}`,
         );
       });
     });
