@@ -11,6 +11,7 @@
  */
 import type { Db } from '../platform/db.js';
 import { InternalError } from '../platform/errors.js';
+import { sqlText } from '../platform/sql-literal.js';
 import type { IspInvoiceLine, VendorRatedLine as RatedLine } from './invoice-line.js';
 
 const CHUNK = 2000;
@@ -72,18 +73,16 @@ async function* chunked<T>(source: AsyncIterable<T>, size: number): AsyncGenerat
 async function refsOf(db: Db, ispId: string, lines: RatedLine[]): Promise<Map<string, string>> {
   const ids = [...new Set(lines.map((l) => l.subscriberId))];
   const found = new Map<string, string>();
-  const live: { subscriber_id: string; customer_ref: string }[] = await db('subscribers')
-    .select('subscriber_id', 'customer_ref')
-    .where('isp_id', ispId)
-    .whereIn('subscriber_id', ids);
-  for (const row of live) found.set(row.subscriber_id, row.customer_ref);
+  // Raw SQL: knex's builder spends longer on a 2,000-value IN list than MariaDB does.
+  const lookup = async (table: string, wanted: string[]) => {
+    const [rows] = (await db.raw(
+      `SELECT subscriber_id, customer_ref FROM ${table}
+        WHERE isp_id = ${sqlText(ispId)} AND subscriber_id IN (${wanted.map(sqlText).join(',')})`,
+    )) as [{ subscriber_id: string; customer_ref: string }[]];
+    for (const row of rows) found.set(row.subscriber_id, row.customer_ref);
+  };
+  await lookup('subscribers', ids);
   const missing = ids.filter((id) => !found.has(id));
-  if (missing.length > 0) {
-    const erased: { subscriber_id: string; customer_ref: string }[] = await db('erased_subscribers')
-      .select('subscriber_id', 'customer_ref')
-      .where('isp_id', ispId)
-      .whereIn('subscriber_id', missing);
-    for (const row of erased) found.set(row.subscriber_id, row.customer_ref);
-  }
+  if (missing.length > 0) await lookup('erased_subscribers', missing);
   return found;
 }

@@ -14,6 +14,7 @@ import { vendorDocumentsHook } from '../licensing/billing/month-end.js';
 import { databaseCheck, redisCheck } from '../platform/readiness.js';
 import { connectRedis } from '../platform/redis.js';
 import { startBillingCloseScheduler } from '../queue/billing-close.scheduler.js';
+import { startBillingExportScheduler } from '../queue/billing-export.scheduler.js';
 import { startDeliveryWorker } from '../queue/delivery.worker.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
 import { startProvisioningWorker } from '../queue/provisioning.worker.js';
@@ -129,7 +130,10 @@ export async function startWorkers(
   });
 }
 
-/** Starts the schedules (feed polling, outbox sweep, period renewal) of every capability. */
+/**
+ * Starts the schedules of every capability: feed polling, outbox sweep, period renewal, the
+ * billing close (with the vendor invoice) and the export of invoice lines to the ISPs.
+ */
 export async function startScheduler(
   services: Services,
   runtime: IntakeRuntime,
@@ -152,7 +156,18 @@ export async function startScheduler(
     log: services.log,
     closeOptions: { afterFreeze: vendorDocumentsHook(licensing.server) },
   });
+  const billingExport = startBillingExportScheduler({
+    config: services.config,
+    db: services.connectorDb,
+    log: services.log,
+    source: licensing.billing,
+  });
   services.lifecycle.onShutdown('scheduler', async () => {
-    await Promise.all([scheduler.stop(), renewal.stop(), billingClose.stop()]);
+    await Promise.all([
+      scheduler.stop(),
+      renewal.stop(),
+      billingClose.stop(),
+      billingExport.stop(),
+    ]);
   });
 }

@@ -26,6 +26,7 @@ import { silentLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { type BillingClient, createBillingClient } from '../queue/billing-client.js';
+import { exportDuePeriod } from '../queue/billing-export.scheduler.js';
 import { useTestContext } from './harness/context.js';
 import { licensingDepsOf } from './harness/licensing.js';
 import { seedLicences } from './harness/seed-licences.js';
@@ -227,5 +228,29 @@ describe('a stream that ends early', () => {
         f.endsWith('.part'),
       ),
     ).toEqual([]);
+  });
+});
+
+describe('the hourly export', () => {
+  const deps = () => ({ db: ctx().connectorDb, log, source: client });
+
+  it('exports the last ended period once closed, then only checks the ledger', async () => {
+    const november = new Date('2026-11-20T12:00:00Z');
+    // bretagne-net's ledger was emptied above: its export is due again.
+    await expect(exportDuePeriod(deps(), isp('bretagne-net'), november)).resolves.toEqual({
+      isp: 'bretagne-net',
+      period: '2026-10',
+      outcome: 'exported',
+      lines: 6,
+    });
+    await expect(exportDuePeriod(deps(), isp('bretagne-net'), november)).resolves.toMatchObject({
+      outcome: 'delivered-before',
+    });
+  });
+
+  it('waits for a period the server has not closed', async () => {
+    await expect(
+      exportDuePeriod(deps(), isp('demo-fai'), new Date('2026-12-20T12:00:00Z')),
+    ).resolves.toEqual({ isp: 'demo-fai', period: '2026-11', outcome: 'not-closed' });
   });
 });
