@@ -18,6 +18,7 @@ import { startBillingExportScheduler } from '../queue/billing-export.scheduler.j
 import { startDeliveryWorker } from '../queue/delivery.worker.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
 import { startProvisioningWorker } from '../queue/provisioning.worker.js';
+import { startReconciliationScheduler } from '../queue/reconciliation.scheduler.js';
 import { startRenewalScheduler } from '../queue/renewal.scheduler.js';
 import { startScheduler as startIntakeScheduler } from '../queue/scheduler.js';
 import type { IntakeRuntime } from './intake-runtime.js';
@@ -162,12 +163,20 @@ export async function startScheduler(
     log: services.log,
     source: licensing.billing,
   });
+  const reconciliation = startReconciliationScheduler({
+    config: services.config,
+    db: services.connectorDb,
+    log: services.log,
+    metrics: services.metrics,
+    source: licensing.billing,
+  });
   services.lifecycle.onShutdown('scheduler', async () => {
     await Promise.all([
       scheduler.stop(),
       renewal.stop(),
       billingClose.stop(),
       billingExport.stop(),
+      reconciliation.stop(),
     ]);
   });
 }

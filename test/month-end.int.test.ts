@@ -5,7 +5,7 @@
  * the outbox. A rerun changes nothing; a stream that ends early writes nothing; the vendor's
  * files hold no customer ref.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { type BillingClient, createBillingClient } from '../queue/billing-client.js';
 import { exportDuePeriod } from '../queue/billing-export.scheduler.js';
+import { reconcileDuePeriod } from '../queue/reconciliation.scheduler.js';
 import { useTestContext } from './harness/context.js';
 import { licensingDepsOf } from './harness/licensing.js';
 import { seedLicences } from './harness/seed-licences.js';
@@ -252,5 +253,45 @@ describe('the hourly export', () => {
     await expect(
       exportDuePeriod(deps(), isp('demo-fai'), new Date('2026-12-20T12:00:00Z')),
     ).resolves.toEqual({ isp: 'demo-fai', period: '2026-11', outcome: 'not-closed' });
+  });
+});
+
+describe('the daily reconciliation', () => {
+  const deps = () => ({ db: ctx().connectorDb, log, source: client });
+
+  it("reconciles the ISP's newest export once the period is closed, and only once", async () => {
+    const inbox = join(ctx().config.deployment.paths.dataDir, 'isps', 'demo-fai', 'inbox');
+    mkdirSync(inbox, { recursive: true });
+    const rows = [
+      'N° client;Nom;Prénom;Article;Libellé;Montant TTC;Période',
+      '00000042;;;SECU_ESSENTIEL;Sécurité Essentiel;3,99;10/2026',
+      '00000042;;;PARE;Option pare-feu;2,00;10/2026',
+      '00000107;;;SECU_ESSENTIEL;Sécurité Essentiel;3,99;10/2026',
+      '99999999;;;SECU_ESSENTIEL;Sécurité Essentiel;3,99;10/2026',
+    ];
+    writeFileSync(
+      join(inbox, 'facturation_202610.csv'),
+      iconv.encode(`${rows.join('\r\n')}\r\n`, 'windows-1252'),
+    );
+    const november = new Date('2026-11-20T12:00:00Z');
+    const first = await reconcileDuePeriod(deps(), isp('demo-fai'), november);
+    expect(first.outcome).toBe('reconciled');
+    if (first.outcome !== 'reconciled') return;
+    expect(first.result.counts).toMatchObject({
+      MATCHED: 2,
+      ACTIVATED_NOT_BILLED: 1,
+      UNKNOWN_REF: 1,
+    });
+    const report = readFileSync(first.result.paths.csv, 'utf8');
+    expect(report).toMatch(/00012345.*ACTIVATED_NOT_BILLED/);
+    await expect(reconcileDuePeriod(deps(), isp('demo-fai'), november)).resolves.toMatchObject({
+      outcome: 'reconciled-before',
+    });
+  });
+
+  it('waits while the period is open', async () => {
+    await expect(
+      reconcileDuePeriod(deps(), isp('demo-fai'), new Date('2026-12-20T12:00:00Z')),
+    ).resolves.toMatchObject({ period: '2026-11', outcome: 'not-closed' });
   });
 });
