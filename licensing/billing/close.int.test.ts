@@ -23,6 +23,7 @@ const ctx = useTestContext({
     noprice: isp(),
     race: isp(),
     crash: isp(),
+    dup: isp(),
     twin: isp(),
     late: isp(),
     daily: isp({ proration: 'daily' }),
@@ -154,8 +155,8 @@ describe('closeBillingPeriod', () => {
     });
     const lines = await linesOf('plain', '2026-11');
     expect(lines.map((l) => [l.lineId, l.amount])).toEqual([
-      [`2026-11/${billed.licenceId}/antivirus`, '1.20'],
-      [`2026-11/${billed.licenceId}/firewall`, '0.80'],
+      [`2026-11/${billed.subscriberId}/${billed.licenceId}/antivirus`, '1.20'],
+      [`2026-11/${billed.subscriberId}/${billed.licenceId}/firewall`, '0.80'],
     ]);
     const activation = await ctx()
       .licensingDb('subscription_events')
@@ -225,6 +226,44 @@ describe('closeBillingPeriod', () => {
       .where({ isp_id: 'race' })
       .count({ n: '*' });
     expect(Number(counted?.n)).toBe(1);
+  });
+
+  it('refuses a page whose line is already stored instead of skipping or doubling it', async () => {
+    // Lines go in with LOAD DATA LOCAL, which turns a duplicate key into a warning; the close
+    // must still fail and roll the page back rather than freeze a period missing a line.
+    clock = new Date('2026-12-05T08:00:00Z');
+    const { subscriberId, licenceId } = await subscriber('dup', {
+      modules: ['antivirus', 'firewall'],
+      activated: '2026-10-03T10:00:00Z',
+    });
+    const lineId = `2026-11/${subscriberId}/${licenceId}/firewall`;
+    await ctx()
+      .licensingDb('rated_lines')
+      .insert({
+        isp_id: 'dup',
+        period: '2026-11',
+        line_id: lineId,
+        kind: 'charge',
+        service_period: '2026-11',
+        subscriber_id: subscriberId,
+        licence_id: licenceId,
+        module: 'firewall',
+        days: 30,
+        days_in_period: 30,
+        quantity: '1',
+        unit_price: '9.99',
+        amount: '9.99',
+        currency: 'EUR',
+        activation_event_id: 1,
+        activated_at: new Date('2026-10-03T10:00:00Z'),
+      });
+    await expect(closeBillingPeriod(deps, 'dup', '2026-11')).rejects.toThrow(
+      /rated lines not written cleanly: 1 of 2 rows, 1 warnings: Duplicate entry/,
+    );
+    const stored = await ctx().licensingDb('rated_lines').where({ isp_id: 'dup' }).select('amount');
+    expect(stored.map((r) => String(r.amount))).toEqual(['9.99']); // the page was rolled back
+    const row = await ctx().licensingDb('billing_closes').where({ isp_id: 'dup' }).first();
+    expect(row).toMatchObject({ status: 'running', cursor: null });
   });
 
   it('completes a close that crashed half-way to exactly the lines of a clean close', async () => {
@@ -297,16 +336,22 @@ describe('closeBillingPeriod', () => {
     const view = lines.map((l) => [l.lineId, l.kind, l.servicePeriod, l.amount, l.quantity]);
     expect(view).toEqual(
       [
-        [`2026-11/${activatedLate.licenceId}/antivirus`, 'charge', '2026-11', '1.20', '1'],
         [
-          `2026-11/adj/2026-10/${activatedLate.licenceId}/antivirus`,
+          `2026-11/${activatedLate.subscriberId}/${activatedLate.licenceId}/antivirus`,
+          'charge',
+          '2026-11',
+          '1.20',
+          '1',
+        ],
+        [
+          `2026-11/adj/2026-10/${activatedLate.subscriberId}/${activatedLate.licenceId}/antivirus`,
           'adjustment',
           '2026-10',
           '1.20',
           '1',
         ],
         [
-          `2026-11/adj/2026-10/${cancelledLate.licenceId}/antivirus`,
+          `2026-11/adj/2026-10/${cancelledLate.subscriberId}/${cancelledLate.licenceId}/antivirus`,
           'adjustment',
           '2026-10',
           '-1.20',

@@ -18,16 +18,18 @@
  *   close (ids above its high id) that occurred before the end of a closed period Q among the
  *   last `lookbackPeriods` are re-rated for each such Q; the difference with what was already
  *   billed for Q (charges and earlier adjustments) becomes an adjustment line of P.
- * - Scale: pages of subscribers read by primary key, their events by the
+ * - Scale: pages of subscribers read by primary key, their events by one range scan of the
  *   `subscription_events_subscriber_ix` index, one page read ahead while the previous one is
- *   written; memory holds a page or two, never an ISP.
+ *   written, lines loaded with LOAD DATA LOCAL (see `insertLines`); memory holds a page or
+ *   two, never an ISP. Figures in docs/billing-rating.md.
  */
+import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { Counter } from 'prom-client';
 import { retryLockConflicts as retryDb } from '../../platform/db.js';
-import { ConfigError, isRelaisError, RequestError } from '../../platform/errors.js';
+import { ConfigError, InternalError, isRelaisError, RequestError } from '../../platform/errors.js';
 import type { Metrics } from '../../platform/metrics.js';
-import { type SqlValue, sqlLiteral } from '../../platform/sql-literal.js';
+import { sqlLiteral } from '../../platform/sql-literal.js';
 import { type LicensingDeps, servedIsp } from '../context.js';
 import { PERIOD_PATTERN, periodBounds } from '../periods.js';
 import { formatCents, formatQuantity, type Money, parseMoney, sumMoney, ZERO } from './money.js';
@@ -45,8 +47,6 @@ import {
 const DAY_MS = 86_400_000;
 const DEFAULT_PAGE_SUBSCRIBERS = 2000;
 const DEFAULT_LOOKBACK_PERIODS = 12;
-/** Rows per INSERT of lines: large enough to amortise a round trip, small enough for a packet. */
-const INSERT_ROWS = 2000;
 /** How far below the ledger's last id the barrier looks for writes still in flight. */
 const BARRIER_WINDOW = 100_000n;
 const LOCK_RETRIES = 3;
@@ -183,30 +183,63 @@ function toRatingEvent(row: EventRow): RatingEvent {
   return event;
 }
 
+/** Groups event rows (in subscriber, id order) per subscriber. */
+function grouped(found: readonly EventRow[]): Map<string, RatingEvent[]> {
+  const bySubscriber = new Map<string, RatingEvent[]>();
+  let current = '';
+  let list: RatingEvent[] = [];
+  for (const row of found) {
+    if (row.subscriber_id !== current) {
+      current = row.subscriber_id;
+      list = bySubscriber.get(current) ?? [];
+      bySubscriber.set(current, list);
+    }
+    list.push(toRatingEvent(row));
+  }
+  return bySubscriber;
+}
+
+/**
+ * Only the two types whose data rating reads carry it over the wire. The index is forced:
+ * with `id <= high` the optimiser may scan the primary key, the whole ledger, per page.
+ */
+const EVENT_SELECT = `SELECT id, subscriber_id, licence_id, type, occurred_at, CASE WHEN type IN ('provisioned','modules-changed') THEN data END AS data FROM subscription_events FORCE INDEX (subscription_events_subscriber_ix)`;
+
 /** The rating events (ids up to `highId`) of some subscribers, grouped per subscriber. */
 async function eventsOf(
   db: Knex | Knex.Transaction,
   subscriberIds: readonly string[],
   highId: string,
 ): Promise<Map<string, RatingEvent[]>> {
-  const grouped = new Map<string, RatingEvent[]>();
-  if (subscriberIds.length === 0) return grouped;
+  if (subscriberIds.length === 0) return new Map();
   const list = subscriberIds.map((id) => sqlLiteral(id)).join(',');
-  // Only the two types whose data rating reads carry it over the wire. The index is forced:
-  // with `id <= high` the optimiser may scan the primary key, the whole ledger, per page.
-  const found = await rows<EventRow>(
-    db,
-    `SELECT id, subscriber_id, licence_id, type, occurred_at, CASE WHEN type IN ('provisioned','modules-changed') THEN data END AS data FROM subscription_events FORCE INDEX (subscription_events_subscriber_ix) WHERE subscriber_id IN (${list}) AND id <= ${sqlLiteral(highId)} AND type IN (${TYPES_SQL}) ORDER BY subscriber_id, id`,
+  return grouped(
+    await rows<EventRow>(
+      db,
+      `${EVENT_SELECT} WHERE subscriber_id IN (${list}) AND id <= ${sqlLiteral(highId)} AND type IN (${TYPES_SQL}) ORDER BY subscriber_id, id`,
+    ),
   );
-  for (const row of found) {
-    let list = grouped.get(row.subscriber_id);
-    if (!list) {
-      list = [];
-      grouped.set(row.subscriber_id, list);
-    }
-    list.push(toRatingEvent(row));
-  }
-  return grouped;
+}
+
+/**
+ * The rating events of the ISP's subscribers whose ids lie in (after, last]: one range scan
+ * of `subscription_events_subscriber_ix`, cheaper than a list of ids. Subscriber ids are
+ * unique across ISPs, so the ISP filter only drops other ISPs' subscribers in the range.
+ */
+async function eventsInRange(
+  db: Knex,
+  ispId: string,
+  after: string | null,
+  last: string,
+  highId: string,
+): Promise<Map<string, RatingEvent[]>> {
+  return grouped(
+    await rows<EventRow>(
+      db,
+      `${EVENT_SELECT} WHERE subscriber_id > ? AND subscriber_id <= ? AND isp_id = ? AND id <= ? AND type IN (${TYPES_SQL}) ORDER BY subscriber_id, id`,
+      [after ?? '', last, ispId, highId],
+    ),
+  );
 }
 
 interface Page {
@@ -218,10 +251,12 @@ interface Page {
 }
 
 /**
- * The next page of the ISP's subscribers holding an activated licence, by primary key, and
- * their charge lines. Over a whole close the pages read the subscriptions table once. The
- * index is forced: left to itself the optimiser picks (isp_id, status) and sorts every
- * subscriber of the ISP for each page.
+ * The next page of the ISP's subscribers, by primary key, and their charge lines. Over a whole
+ * close the pages read the subscriptions table once. There is no filter on an activated
+ * licence: rating bills only after an `activated` event, so a subscriber without one simply
+ * gives no line, and the filter (an EXISTS on `licences`) was planned as a scan of the whole
+ * table per page. The index is forced: left to itself the optimiser picks (isp_id, status)
+ * and sorts every subscriber of the ISP for each page.
  */
 async function ratePage(
   db: Knex,
@@ -235,17 +270,19 @@ async function ratePage(
   const ids = (
     await rows<{ subscriber_id: string }>(
       db,
-      `SELECT s.subscriber_id FROM subscriptions s FORCE INDEX (PRIMARY) WHERE s.subscriber_id > ? AND s.isp_id = ? AND EXISTS (SELECT 1 FROM licences l WHERE l.subscriber_id = s.subscriber_id AND l.activated_at IS NOT NULL) ORDER BY s.subscriber_id LIMIT ?`,
+      `SELECT s.subscriber_id FROM subscriptions s FORCE INDEX (PRIMARY) WHERE s.subscriber_id > ? AND s.isp_id = ? ORDER BY s.subscriber_id LIMIT ?`,
       [after ?? '', ispId, size],
     )
   ).map((r) => r.subscriber_id);
-  const events = await eventsOf(db, ids, highId);
+  const last = ids.at(-1);
   const lines: RatedLine[] = [];
+  if (last === undefined) return { after, last: null, subscribers: 0, lines };
+  const events = await eventsInRange(db, ispId, after, last, highId);
   for (const id of ids) {
     const own = events.get(id);
     if (own) for (const line of rateSubscriber(id, own, frame, rules)) lines.push(line);
   }
-  return { after, last: ids.at(-1) ?? null, subscribers: ids.length, lines };
+  return { after, last, subscribers: ids.length, lines };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,34 +291,76 @@ async function ratePage(
 const LINE_COLUMNS =
   'isp_id,period,line_id,kind,service_period,subscriber_id,licence_id,module,days,days_in_period,quantity,unit_price,amount,currency,activation_event_id,activated_at';
 
-function lineValues(l: RatedLine): string {
-  const values: SqlValue[] = [
-    l.ispId,
-    l.period,
-    l.lineId,
-    l.kind,
-    l.servicePeriod,
-    l.subscriberId,
-    l.licenceId,
-    l.module,
-    l.days,
-    l.daysInPeriod,
-    l.quantity,
-    l.unitPrice,
-    l.amount,
-    l.currency,
-    l.activationEventId,
-    new Date(l.activatedAt),
-  ];
-  return `(${values.map(sqlLiteral).join(',')})`;
+/**
+ * Lines go in with LOAD DATA LOCAL INFILE, streamed from memory: measured here, MariaDB takes
+ * the same 400,000 rows in 3.2 s that way against 8.0 s as INSERTs of 2000 rows (it parses
+ * no SQL per row). LOCAL makes the server treat a duplicate key or a bad value as a warning
+ * (it cannot stop the client mid-file), so `insertLines` checks that every row went in with
+ * no warning and fails the transaction otherwise: a line written twice is still an error,
+ * never a second line.
+ */
+const LOAD_SQL = `LOAD DATA LOCAL INFILE 'rated-lines' INTO TABLE rated_lines CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${LINE_COLUMNS})`;
+/** Bytes per packet of the stream (the protocol caps a packet at 16 MB). */
+const LOAD_CHUNK_BYTES = 256 * 1024;
+
+const TSV_SPECIAL = /[\0\t\n\\]/g;
+const TSV_ESCAPES: Record<string, string> = { '\0': '\\0', '\t': '\\t', '\n': '\\n', '\\': '\\\\' };
+
+function tsv(text: string): string {
+  TSV_SPECIAL.lastIndex = 0;
+  return TSV_SPECIAL.test(text) ? text.replace(TSV_SPECIAL, (c) => TSV_ESCAPES[c] as string) : text;
 }
 
-/** Plain INSERTs: a line written twice is a duplicate-key failure, never a second line. */
+/** An ISO instant as a UTC DATETIME literal (the session time zone is UTC, platform/db.ts). */
+function datetime(iso: string): string {
+  const utc = iso.length === 24 && iso.endsWith('Z') ? iso : new Date(iso).toISOString();
+  return `${utc.slice(0, 10)} ${utc.slice(11, 23)}`;
+}
+
+function lineRow(l: RatedLine): string {
+  return `${tsv(l.ispId)}\t${tsv(l.period)}\t${tsv(l.lineId)}\t${l.kind}\t${tsv(l.servicePeriod)}\t${tsv(l.subscriberId)}\t${tsv(l.licenceId)}\t${tsv(l.module)}\t${l.days}\t${l.daysInPeriod}\t${tsv(l.quantity)}\t${tsv(l.unitPrice)}\t${tsv(l.amount)}\t${tsv(l.currency)}\t${tsv(l.activationEventId)}\t${datetime(l.activatedAt)}\n`;
+}
+
+/** The lines as the LOAD DATA stream: tab-separated rows, in buffers of about 256 KB. */
+function lineChunks(lines: readonly RatedLine[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let text = '';
+  for (const line of lines) {
+    text += lineRow(line);
+    if (text.length >= LOAD_CHUNK_BYTES / 2) {
+      chunks.push(Buffer.from(text, 'utf8'));
+      text = '';
+    }
+  }
+  if (text !== '') chunks.push(Buffer.from(text, 'utf8'));
+  return chunks;
+}
+
+interface RawConnection {
+  query(
+    options: { sql: string; infileStreamFactory: () => Readable },
+    callback: (err: Error | null, result: { affectedRows: number; warningStatus: number }) => void,
+  ): void;
+}
+
+/** Writes lines in the transaction; throws (so it rolls back) unless each went in cleanly. */
 async function insertLines(trx: Knex.Transaction, lines: readonly RatedLine[]): Promise<void> {
-  for (let i = 0; i < lines.length; i += INSERT_ROWS) {
-    const chunk = lines.slice(i, i + INSERT_ROWS);
-    await trx.raw(
-      `INSERT INTO rated_lines (${LINE_COLUMNS}) VALUES ${chunk.map(lineValues).join(',')}`,
+  if (lines.length === 0) return;
+  const chunks = lineChunks(lines);
+  // Inside a transaction knex hands out the transaction's own connection.
+  const conn = (await trx.client.acquireConnection()) as RawConnection;
+  const result = await new Promise<{ affectedRows: number; warningStatus: number }>(
+    (resolve, reject) => {
+      conn.query({ sql: LOAD_SQL, infileStreamFactory: () => Readable.from(chunks) }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
+    },
+  );
+  if (result.affectedRows !== lines.length || result.warningStatus !== 0) {
+    const warnings = await rows<{ Message: string }>(trx, 'SHOW WARNINGS LIMIT 3');
+    throw new InternalError(
+      'INTERNAL',
+      `rated lines not written cleanly: ${result.affectedRows} of ${lines.length} rows, ${result.warningStatus} warnings: ${warnings.map((w) => w.Message).join('; ')}`,
     );
   }
 }
@@ -415,29 +494,21 @@ async function adjustmentLines(
     const batch = affected.slice(i, i + DEFAULT_PAGE_SUBSCRIBERS);
     const ids = batch.map((a) => a.subscriber_id);
     const events = await eventsOf(db, ids, row.ledger_high_id);
-    const licences = (await db('licences').whereIn('subscriber_id', ids).select('id')) as {
-      id: string;
-    }[];
-    const prior =
-      licences.length === 0
-        ? []
-        : ((await db('rated_lines')
-            .where('isp_id', ispId)
-            .andWhere('period', '<', period)
-            .whereIn(
-              'licence_id',
-              licences.map((l) => l.id),
-            )
-            .select(
-              'licence_id',
-              'subscriber_id',
-              'module',
-              'service_period',
-              'quantity',
-              'amount',
-              'activation_event_id',
-              'activated_at',
-            )) as PriorLine[]);
+    // What was billed: found by the subscriber index, which a close fills in page order.
+    const prior = (await db('rated_lines')
+      .where('isp_id', ispId)
+      .andWhere('period', '<', period)
+      .whereIn('subscriber_id', ids)
+      .select(
+        'licence_id',
+        'subscriber_id',
+        'module',
+        'service_period',
+        'quantity',
+        'amount',
+        'activation_event_id',
+        'activated_at',
+      )) as PriorLine[];
     for (const { subscriber_id: subscriberId, earliest } of batch) {
       for (const q of closed) {
         if (q.frame.endMs <= earliest.getTime()) continue;
@@ -481,7 +552,7 @@ function deltas(
     const priceText = rules.prices.modules[module];
     if (priceText === undefined) throw missingPrice(rules.ispId, q.period, rules.prices, [module]);
     out.push({
-      lineId: `${period}/adj/${q.period}/${licenceId}/${module}`,
+      lineId: `${period}/adj/${q.period}/${subscriberId}/${licenceId}/${module}`,
       kind: 'adjustment',
       period,
       servicePeriod: q.period,

@@ -15,8 +15,10 @@ export const PERIOD_ID = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 export const ratedLineSchema = z.strictObject({
   /**
-   * Unique and stable: `<servicePeriod>/<licenceId>/<module>` for a charge,
-   * `<period>/adj/<servicePeriod>/<licenceId>/<module>` for an adjustment.
+   * Unique and stable: `<servicePeriod>/<subscriberId>/<licenceId>/<module>` for a charge,
+   * `<period>/adj/<servicePeriod>/<subscriberId>/<licenceId>/<module>` for an adjustment. The
+   * subscriber id comes first so that a close, which rates subscribers in id order, appends
+   * to the rated_lines primary key instead of writing all over it.
    */
   lineId: z.string().min(1).max(160),
   kind: z.enum(['charge', 'adjustment']),

@@ -74,7 +74,7 @@ describe('rateSubscriber', () => {
     expect(rate(events, 'none')).toEqual({ antivirus: [30, '1.20'] });
     const [line] = rateSubscriber('sub_a', events, NOVEMBER, rules('none'));
     expect(line).toMatchObject({
-      lineId: '2026-11/lic_a/antivirus',
+      lineId: '2026-11/sub_a/lic_a/antivirus',
       kind: 'charge',
       quantity: '1',
       unitPrice: '1.20',

@@ -5,8 +5,10 @@ import type { Knex } from 'knex';
  * (licensing/billing/rated-line.ts). Never updated: corrections are adjustment lines of a later
  * period. Money is DECIMAL(14,2) and the display strings (quantity, unit price) are kept as
  * rated, so a closed period streams back byte for byte. The primary key orders a period's lines
- * by line id, the order the API streams them in; the licence index finds what was already
- * billed for a licence when a late event re-rates it.
+ * by line id, the order the API streams them in. Line ids begin with the subscriber id
+ * (rated-line.ts), so a close, which goes through subscribers in id order, appends to the
+ * primary key. The subscriber index finds what was already billed for a subscriber when a late
+ * event re-rates it; it too is filled in order during a close.
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('rated_lines', (t) => {
@@ -30,7 +32,7 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('activation_event_id').unsigned().notNullable();
     t.datetime('activated_at', { precision: 3 }).notNullable();
     t.primary(['isp_id', 'period', 'line_id']);
-    t.index(['licence_id'], 'rated_lines_licence_ix');
+    t.index(['subscriber_id'], 'rated_lines_subscriber_ix');
   });
 }
 
