@@ -60,6 +60,28 @@ export type BillingCloseCheck =
   | { isp: string; outcome: 'busy' | 'up-to-date' }
   | { isp: string; outcome: 'closed'; periods: string[]; lines: number };
 
+/**
+ * A close whose freeze committed but whose vendor documents never got written (the hook threw,
+ * or the process died in between) is closed for good, so no later check would close it again:
+ * run the close once more, which finds it closed and runs the hook alone.
+ */
+async function repairDocuments(
+  deps: LicensingDeps,
+  ispId: string,
+  period: string,
+  options: Pick<CloseOptions, 'afterFreeze'>,
+): Promise<void> {
+  const close = (await deps
+    .db('billing_closes')
+    .where({ isp_id: ispId, period })
+    .first('line_count')) as { line_count: number } | undefined;
+  if (!close || close.line_count === 0) return;
+  const documents = await deps.db('billing_documents').where({ isp_id: ispId, period }).first('id');
+  if (documents) return;
+  deps.log.warn({ isp: ispId, period }, 'closed period has no vendor documents; writing them now');
+  await closeBillingPeriod(deps, ispId, period, options);
+}
+
 /** One check of one ISP: closes what is due, holding the ISP's billing-close lock. */
 export async function closeDueBillingPeriods(
   deps: LicensingDeps,
@@ -74,7 +96,9 @@ export async function closeDueBillingPeriods(
       .where({ isp_id: isp.id, status: 'closed' })
       .max({ last: 'period' })
       .first()) as { last: string | null } | undefined;
-    const due = duePeriods(deps.now(), isp.timeZone, billing.cutoffDays, row?.last ?? null);
+    const last = row?.last ?? null;
+    if (last !== null && options.afterFreeze) await repairDocuments(deps, isp.id, last, options);
+    const due = duePeriods(deps.now(), isp.timeZone, billing.cutoffDays, last);
     if (due.length === 0) return { isp: isp.id, outcome: 'up-to-date' } as const;
     let lines = 0;
     for (const period of due) {

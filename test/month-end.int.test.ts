@@ -5,7 +5,7 @@
  * the outbox. A rerun changes nothing; a stream that ends early writes nothing; the vendor's
  * files hold no customer ref.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { buildApi } from '../api/server.js';
 import { exportInvoiceLines } from '../billing/export.js';
 import type { IspConfig } from '../config/load.js';
 import { syncIsps } from '../connectors/isp-registry.js';
-import { closeAndInvoice } from '../licensing/billing/month-end.js';
+import { closeAndInvoice, vendorDocumentsHook } from '../licensing/billing/month-end.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { ispTokenOf } from '../licensing/isp-auth.js';
 import { appendEvents } from '../licensing/ledger.js';
@@ -26,6 +26,7 @@ import { silentLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { type BillingClient, createBillingClient } from '../queue/billing-client.js';
+import { closeDueBillingPeriods } from '../queue/billing-close.scheduler.js';
 import { exportDuePeriod } from '../queue/billing-export.scheduler.js';
 import { reconcileDuePeriod } from '../queue/reconciliation.scheduler.js';
 import { useTestContext } from './harness/context.js';
@@ -293,5 +294,35 @@ describe('the daily reconciliation', () => {
     await expect(
       reconcileDuePeriod(deps(), isp('demo-fai'), new Date('2026-12-20T12:00:00Z')),
     ).resolves.toMatchObject({ period: '2026-11', outcome: 'not-closed' });
+  });
+});
+
+describe('the daily close', () => {
+  it('closes the due period and writes vendor documents a crash left unwritten', async () => {
+    const dir = join(
+      ctx().config.deployment.paths.dataDir,
+      'vendor-invoices',
+      'bretagne-net',
+      '2026-10',
+    );
+    // As after a crash between the freeze and the invoice: the close is there, no documents.
+    await ctx().licensingDb('billing_documents').where({ isp_id: 'bretagne-net' }).delete();
+    rmSync(dir, { recursive: true, force: true });
+    const check = await closeDueBillingPeriods(deps, isp('bretagne-net'), {
+      afterFreeze: vendorDocumentsHook(deps),
+    });
+    expect(check).toEqual({
+      isp: 'bretagne-net',
+      outcome: 'closed',
+      periods: ['2026-11'],
+      lines: 6,
+    });
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining(['invoice.xml', 'detail.csv']));
+    const periods = await ctx()
+      .licensingDb('billing_documents')
+      .where({ isp_id: 'bretagne-net', type: 'invoice' })
+      .orderBy('period')
+      .pluck('period');
+    expect(periods).toEqual(['2026-10', '2026-11']);
   });
 });

@@ -391,27 +391,6 @@ async function ledgerHighId(db: Knex): Promise<string> {
   return top.toString();
 }
 
-/** Modules entitled to an activated licence around the period, each needing a price. */
-async function checkPrices(
-  db: Knex,
-  ispId: string,
-  period: string,
-  frame: PeriodFrame,
-  prices: PeriodPrices,
-): Promise<void> {
-  const combos = await rows<{ modules: string }>(
-    db,
-    `SELECT DISTINCT s.modules FROM subscriptions s WHERE s.isp_id = ? AND (s.status <> 'cancelled' OR s.updated_at >= ?) AND EXISTS (SELECT 1 FROM licences l WHERE l.subscriber_id = s.subscriber_id AND l.activated_at IS NOT NULL AND l.activated_at < ?)`,
-    [ispId, new Date(frame.startMs), new Date(frame.endMs)],
-  );
-  const modules = new Set<string>();
-  for (const { modules: text } of combos) {
-    for (const m of text.split(',')) if (m !== '') modules.add(m);
-  }
-  const missing = [...modules].filter((m) => prices.modules[m] === undefined);
-  if (missing.length > 0) throw missingPrice(ispId, period, prices, missing);
-}
-
 function parseRules(row: CloseRow): StoredRules {
   return JSON.parse(row.rules) as StoredRules;
 }
@@ -703,8 +682,10 @@ export async function closeBillingPeriod(
         { ispId, period, later: later.period },
       );
     }
+    // A module without a price is found by the rating itself, on the first line that needs it
+    // (the close is then undone below): only the ledger knows which modules were entitled in
+    // the period, and a subscriber's current modules may include one launched since.
     const prices = pricesFor(ispId, billing, period);
-    await checkPrices(deps.db, ispId, period, frame, prices);
     const previous = (await deps
       .db('billing_closes')
       .where({ isp_id: ispId, status: 'closed' })
