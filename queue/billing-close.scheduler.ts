@@ -14,6 +14,7 @@ import type { LicensingDeps } from '../licensing/context.js';
 import { periodOf } from '../licensing/periods.js';
 import type { Logger } from '../platform/logger.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
+import { createSerialRunner } from '../platform/serial.js';
 
 /** Twenty past midnight: after the renewal check (ten past), clear of DST changes. */
 export const BILLING_CLOSE_CRON = '20 0 * * *';
@@ -113,9 +114,11 @@ export async function closeDueBillingPeriods(
 export function startBillingCloseScheduler(deps: BillingCloseSchedulerDeps): BillingCloseScheduler {
   const tasks: ScheduledTask[] = [];
   const running = new Set<Promise<unknown>>();
+  // One ISP at a time: each check holds a lock connection and works with more.
+  const serial = createSerialRunner();
 
   const check = (isp: IspConfig) => {
-    const run = closeDueBillingPeriods(deps.licensing, isp, deps.closeOptions)
+    const run = serial(() => closeDueBillingPeriods(deps.licensing, isp, deps.closeOptions))
       .then((result) => {
         if (result.outcome === 'closed') deps.log.info(result, 'billing period closed on schedule');
         else if (result.outcome === 'busy') {

@@ -19,6 +19,7 @@ import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { periodOf } from '../licensing/periods.js';
 import { isRelaisError } from '../platform/errors.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
+import { createSerialRunner } from '../platform/serial.js';
 
 export const BILLING_EXPORT_CRON = '35 * * * *';
 
@@ -79,9 +80,11 @@ export function startBillingExportScheduler(
 ): BillingExportScheduler {
   const tasks: ScheduledTask[] = [];
   const running = new Set<Promise<unknown>>();
+  // One ISP at a time: each check holds a lock connection and works with more.
+  const serial = createSerialRunner();
 
   const check = (isp: IspConfig) => {
-    const run = exportDuePeriod(deps, isp)
+    const run = serial(() => exportDuePeriod(deps, isp))
       .then((result) => {
         if (result.outcome === 'exported')
           deps.log.info(result, 'invoice lines exported on schedule');

@@ -31,6 +31,7 @@ import { isRelaisError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
+import { createSerialRunner } from '../platform/serial.js';
 import { previousPeriod } from './billing-export.scheduler.js';
 
 /** 07:40: after the night's feeds, clear of the DST changes. */
@@ -144,9 +145,11 @@ export function startReconciliationScheduler(
 ): ReconciliationScheduler {
   const tasks: ScheduledTask[] = [];
   const running = new Set<Promise<unknown>>();
+  // One ISP at a time: each check holds a lock connection and works with more.
+  const serial = createSerialRunner();
 
   const check = (isp: IspConfig) => {
-    const run = reconcileDuePeriod(deps, isp)
+    const run = serial(() => reconcileDuePeriod(deps, isp))
       .then((check) => {
         if (check.outcome === 'reconciled') {
           deps.log.info(

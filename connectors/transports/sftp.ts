@@ -16,9 +16,9 @@ import {
   TransientError,
 } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { createSerialRunner } from '../../platform/serial.js';
 import { assertFileName, assertSubfolder, tempNameFor } from './inbox-names.js';
 import { discardPartial, HashingCounter, hashFile } from './local-files.js';
-import { createSerialRunner } from './serial.js';
 import type { SftpOptions } from './sftp.options.js';
 import {
   type ConnectBackoff,

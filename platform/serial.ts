@@ -1,7 +1,8 @@
 /**
  * Runs async operations one after another, in call order. An SFTP connection must never carry
  * two operations at once (ssh2-sftp-client: parallel calls on one client hang or truncate), and
- * callers of a transport should not have to know that.
+ * the month-end schedules run one ISP at a time, so a start-up check of every ISP does not take
+ * every database connection at once.
  */
 
 /** A function that runs each operation only after every earlier one has settled. */
