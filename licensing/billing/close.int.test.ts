@@ -8,7 +8,7 @@ import { licensingDepsOf } from '../../test/harness/licensing.js';
 import { seedLicences } from '../../test/harness/seed-licences.js';
 import type { LicensingDeps } from '../context.js';
 import { appendEvents, type LedgerEvent } from '../ledger.js';
-import { closeBillingPeriod } from './close.js';
+import { closeBillingPeriod, insertLinesAsRows } from './close.js';
 import { readRatedLines } from './lines.js';
 import type { RatedLine } from './rated-line.js';
 
@@ -168,6 +168,18 @@ describe('closeBillingPeriod', () => {
     expect(again.outcome).toBe('already-closed');
     expect(again.summary).toEqual(first.summary);
     expect(await linesOf('plain', '2026-11')).toEqual(lines);
+  });
+
+  it('stores the same rows with INSERTs when the server refuses LOAD DATA LOCAL', async () => {
+    // The first test closed plain 2026-11 through LOAD DATA; write its lines again the other way.
+    const loaded = await linesOf('plain', '2026-11');
+    expect(loaded.length).toBeGreaterThan(0);
+    const db = ctx().licensingDb;
+    await db.transaction(async (trx) => {
+      await trx('rated_lines').where({ isp_id: 'plain', period: '2026-11' }).delete();
+      await insertLinesAsRows(trx, loaded);
+    });
+    expect(await linesOf('plain', '2026-11')).toEqual(loaded);
   });
 
   it('prorates daily per ISP', async () => {
