@@ -85,17 +85,24 @@ export async function* readRatedLines(
   period: string,
   pageLines = PAGE_LINES,
 ): AsyncGenerator<RatedLine> {
-  let after = '';
-  for (;;) {
-    const page = (await db('rated_lines')
+  const pageAfter = (after: string) =>
+    db('rated_lines')
       .where({ isp_id: ispId, period })
       .andWhere('line_id', '>', after)
       .orderBy('line_id')
       .limit(pageLines)
-      .select('*')) as LineRow[];
-    for (const row of page) yield toLine(row);
-    if (page.length < pageLines) return;
-    after = (page.at(-1) as LineRow).line_id;
+      .select('*') as Promise<LineRow[]>;
+  let next: Promise<LineRow[]> | undefined = pageAfter('');
+  try {
+    while (next) {
+      const page: LineRow[] = await next;
+      // The next page is read while this one is handed on: the reader never waits twice.
+      next = page.length < pageLines ? undefined : pageAfter((page.at(-1) as LineRow).line_id);
+      for (const row of page) yield toLine(row);
+    }
+  } finally {
+    // A reader that stops early leaves a page in flight; its outcome no longer matters.
+    next?.catch(() => undefined);
   }
 }
 
