@@ -79,7 +79,13 @@ export function createDb(settings: MysqlSettings, side: DatabaseSide, log?: Logg
   return knexFactory({
     log: knexLog(log, side),
     client: 'mysql2',
-    connection: connectionSettings(settings, databaseName(settings, side)),
+    connection: {
+      ...connectionSettings(settings, databaseName(settings, side)),
+      // The licensing side sends a first activation's statements in two multi-statement round
+      // trips (licensing/activation.ts). Every statement there takes its values as
+      // placeholders or escaped literals, never as spliced text; see docs/decisions.md.
+      multipleStatements: side === 'licensing',
+    },
     pool: {
       min: 0,
       max: settings.poolMax,

@@ -14,6 +14,7 @@ import { openKeystore } from '../licensing/keystore.js';
 import { checkLicenceDocument, type LicenceClaims } from '../licensing/licence-document.js';
 import { signDocument } from '../licensing/signed-document.js';
 import { createDb } from '../platform/db.js';
+import { newId } from '../platform/ids.js';
 import { silentLogger } from '../platform/logger.js';
 import { createMetrics, type Metrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
@@ -192,6 +193,41 @@ describe('activation', () => {
     expect(c.json().message).toContain(a.deviceId);
     expect(await activeDevices(licence.licenceId)).toHaveLength(2);
     expect(await events(licence.licenceId, 'activated')).toHaveLength(1);
+  });
+
+  it('leaves nothing behind, not even an open transaction, when refusing under the lock', async () => {
+    // A seat taken on a licence never activated: only a refusal after the locking write (which
+    // sets activated_at) can answer it, so the write must be rolled back.
+    const licence = await seed({ deviceLimit: 1 });
+    const before = await ctx().licensingDb('licences').where({ id: licence.licenceId }).first();
+    await ctx()
+      .licensingDb('devices')
+      .insert({
+        id: newId('dev'),
+        licence_id: licence.licenceId,
+        fingerprint_hash: Buffer.alloc(32, 7),
+        state: 'active',
+        activated_at: clock,
+        last_seen_at: clock,
+      });
+    const refused = await activate(licence.key, fingerprint());
+    expect(refused.json().code).toBe('ACTIVATION_SEAT_LIMIT');
+    const after = await ctx().licensingDb('licences').where({ id: licence.licenceId }).first();
+    expect(after.activated_at).toBeNull();
+    expect(after.updated_at).toEqual(before.updated_at);
+    // From a connection of its own: a transaction left open in the pool would still hold the
+    // licence row's lock.
+    const other = createDb(ctx().config.deployment.mysql, 'licensing');
+    try {
+      await other.transaction(async (trx) => {
+        await trx.raw('SELECT id FROM licences WHERE id = ? FOR UPDATE NOWAIT', [
+          licence.licenceId,
+        ]);
+      });
+    } finally {
+      await other.destroy();
+    }
+    expect(await events(licence.licenceId, 'activated')).toHaveLength(0);
   });
 
   it.each([
