@@ -21,6 +21,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -170,6 +171,48 @@ async function stopRole(child: ChildProcess): Promise<void> {
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 when unreadable. */
+function cpuSeconds(pid: number | string | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The pid of a MariaDB server on this host, to read its CPU time; undefined if none. */
+function mariadbPid(): string | undefined {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (comm === 'mariadbd' || comm === 'mysqld') return pid;
+    } catch {
+      // gone between the listing and the read
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What the whole server has done so far: its CPU time and InnoDB's I/O. The machine is shared
+ * and its speed varies, so CPU seconds and bytes per subscriber compare runs better than the
+ * wall time does (they are the whole server's, other work on it included).
+ */
+async function serverWork(db: Db): Promise<{ cpuS: number; readB: number; writtenB: number }> {
+  const [rows] = (await db.raw(
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_data_read', 'Innodb_data_written')",
+  )) as [{ Variable_name: string; Value: string }[]];
+  const value = (name: string) => Number(rows.find((r) => r.Variable_name === name)?.Value ?? 0);
+  return {
+    cpuS: cpuSeconds(mariadbPid()),
+    readB: value('Innodb_data_read'),
+    writtenB: value('Innodb_data_written'),
+  };
+}
+
 async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<boolean> {
   await freshDatabases(config);
   const db = createDb(config.deployment.mysql, 'connector');
@@ -195,6 +238,8 @@ async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<bool
     children.push(worker.child);
 
     const queues = openQueues(redis, config.deployment.redis.prefix);
+    const before = await serverWork(db);
+    const roleCpuBefore = [cpuSeconds(api.child.pid), cpuSeconds(worker.child.pid)];
     const started = process.hrtime.bigint();
     await flushOutbox(db, queues, silentLogger());
     await queues.close();
@@ -217,6 +262,9 @@ async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<bool
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const after = await serverWork(db);
+    const apiCpu = cpuSeconds(api.child.pid) - (roleCpuBefore[0] ?? 0);
+    const workerCpu = cpuSeconds(worker.child.pid) - (roleCpuBefore[1] ?? 0);
     const [dRow] = await db('deliveries').count({ d: '*' });
     const d = dRow?.d ?? 0;
     const rate = subscribers / seconds;
@@ -228,6 +276,7 @@ async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<bool
         `provisioning: ${subscribers} subscribers in ${batches} batches, worker concurrency ${concurrency}`,
         `  wall ${seconds.toFixed(1)} s, ${Math.round(rate).toLocaleString('en')} subscribers/s (target >= ${TARGET_PER_S / 1000}k/s${isTargetSize ? '' : ', stated for 1M'})`,
         `  delivery rows ${d}; peak RSS api ${mb(rss.api)}, worker ${mb(rss.worker)}, bench ${mb(peakRss('self'))}`,
+        `  CPU s: api ${apiCpu.toFixed(1)}, worker ${workerCpu.toFixed(1)}, MariaDB ${(after.cpuS - before.cpuS).toFixed(1)} (whole server); InnoDB read ${mb(after.readB - before.readB)}, written ${mb(after.writtenB - before.writtenB)} (whole server)`,
         `  ${met ? 'ok' : isTargetSize ? 'MISSED' : 'below target (not checked below 1M)'}`,
       ].join('\n'),
     );

@@ -9,7 +9,7 @@
 import type { Knex } from 'knex';
 import type { IspConfig } from '../config/load.js';
 import { RequestError } from '../platform/errors.js';
-import { newId } from '../platform/ids.js';
+import { newOrderedId } from '../platform/ids.js';
 import { generateKey, hashKey } from './activation-key.js';
 import { type LicensingDeps, servedIsp } from './context.js';
 import { createDownloadToken, downloadUrl } from './download-token.js';
@@ -101,7 +101,8 @@ export function newLicence(
   const { key, hash } = freshKey(deps);
   const { period, validUntil } = currentValidity(isp, now);
   const row: LicenceRow = {
-    id: newId('lic'),
+    // Time-ordered: a first load appends to the licences index instead of scattering over it.
+    id: newOrderedId('lic'),
     subscriber_id: subscriberId,
     isp_id: isp.id,
     key_hash: hash,

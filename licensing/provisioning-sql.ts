@@ -112,8 +112,16 @@ export function upsertSql(
   return `${insertSql(table, columns, rows)} ON DUPLICATE KEY UPDATE ${updates}`;
 }
 
+/** A ledger event of a provisioning command, with the command's replay record if it has one. */
+export interface ProvisioningEvent extends LedgerEvent {
+  /** SHA-256 of the command body: a resend with another body is a conflict. */
+  commandHash?: Buffer;
+  /** The answer sent, without the activation key (JSON). */
+  commandReply?: string;
+}
+
 /** The ledger rows, as `appendEvents` writes them: a known idempotency key is skipped. */
-export function eventsSql(events: readonly LedgerEvent[], recordedAt: Date): string {
+export function eventsSql(events: readonly ProvisioningEvent[], recordedAt: Date): string {
   const rows = events.map((e): SqlValue[] => [
     e.ispId,
     e.subscriberId,
@@ -123,6 +131,8 @@ export function eventsSql(events: readonly LedgerEvent[], recordedAt: Date): str
     e.idempotencyKey ?? null,
     e.occurredAt,
     recordedAt,
+    e.commandHash ?? null,
+    e.commandReply ?? null,
   ]);
-  return `INSERT IGNORE INTO subscription_events (isp_id,subscriber_id,licence_id,type,data,idempotency_key,occurred_at,recorded_at) VALUES ${valuesList(rows)}`;
+  return `INSERT IGNORE INTO subscription_events (isp_id,subscriber_id,licence_id,type,data,idempotency_key,occurred_at,recorded_at,command_hash,command_reply) VALUES ${valuesList(rows)}`;
 }

@@ -45,6 +45,7 @@ import {
   LICENCE_MERGE,
   licenceValues,
   literal,
+  type ProvisioningEvent,
   SUBSCRIPTION_COLUMNS,
   type SubscriptionRow,
   subscriptionValues,
@@ -227,7 +228,9 @@ class BatchWrites {
   readonly newLicenceSet = new Set<LicenceRow>();
   readonly changedLicences = new Map<string, LicenceRow>();
   readonly requests: RequestRow[] = [];
-  readonly events: LedgerEvent[] = [];
+  readonly events: ProvisioningEvent[] = [];
+  /** The event each command wrote under its own key, which carries its replay record. */
+  readonly eventByKey = new Map<string, ProvisioningEvent>();
 }
 
 /** One subscriber's state while its commands of the batch apply, in version order. */
@@ -251,7 +254,18 @@ class BatchApplier {
     this.isp = servedIsp(deps, ispId);
   }
 
+  /**
+   * Keeps the command's replay record: on the event it wrote under its own key when there is
+   * one (every applied command but a subscribe that changes nothing), else in its own
+   * `provisioning_requests` row. Either way it commits or rolls back with the command.
+   */
   private remember(c: WireCommand, hash: Buffer, result: StoredResult): void {
+    const event = this.writes.eventByKey.get(c.key);
+    if (event) {
+      event.commandHash = hash;
+      event.commandReply = JSON.stringify(result);
+      return;
+    }
     this.writes.requests.push({
       isp_id: this.ispId,
       idempotency_key: c.key,
@@ -273,7 +287,7 @@ class BatchApplier {
     data: Record<string, unknown>,
     keySuffix = '',
   ): void {
-    this.writes.events.push({
+    const event: ProvisioningEvent = {
       ispId: this.ispId,
       subscriberId: c.subscriberId,
       licenceId,
@@ -281,7 +295,9 @@ class BatchApplier {
       data: { ...data, version: c.version },
       idempotencyKey: `${c.key}${keySuffix}`,
       occurredAt: new Date(c.effectiveAt),
-    });
+    };
+    this.writes.events.push(event);
+    if (keySuffix === '') this.writes.eventByKey.set(c.key, event);
   }
 
   private touchSubscription(state: SubscriberState, c: WireCommand, modules: string): void {
@@ -434,6 +450,8 @@ class BatchApplier {
     this.addNew(sub, row);
     this.event(c, 'provisioned', row.id, {
       modules,
+      // Rating replays the ledger: a subscribe may leave the subscription suspended.
+      status: c.status,
       offer: c.offer ?? null,
       deviceLimit: row.device_limit,
       period: row.period,
@@ -474,6 +492,7 @@ class BatchApplier {
     }
     this.event(c, 'provisioned', licence.id, {
       modules,
+      status: c.status,
       offer: c.offer ?? null,
       deviceLimit: licence.device_limit,
       period: licence.period,
@@ -581,8 +600,12 @@ async function applyInTransaction(
       const [subscriptions] = (await trx.raw(
         `SELECT * FROM subscriptions WHERE subscriber_id IN (${inList(subscriberIds)}) FOR UPDATE`,
       )) as [SubscriptionRow[]];
+      // A command's replay record is on the event written under its key, or in its own row
+      // (see BatchApplier.remember): one query reads both places.
+      const keys = inList(commands.map((c) => c.key));
       const [priorRows] = (await trx.raw(
-        `SELECT idempotency_key, body_hash, result FROM provisioning_requests WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${inList(commands.map((c) => c.key))})`,
+        `SELECT idempotency_key, body_hash, result FROM provisioning_requests WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${keys})
+        UNION ALL SELECT idempotency_key, command_hash, command_reply FROM subscription_events WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${keys}) AND command_hash IS NOT NULL`,
       )) as [{ idempotency_key: string; body_hash: Buffer; result: string }[]];
       const priors = new Map(priorRows.map((row) => [row.idempotency_key, row]));
       const states = new Map<string, SubscriberState>();

@@ -72,6 +72,29 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${randomBase32()}`;
 }
 
+/** The latest millisecond used: a clock stepping back never sorts new ids before older ones. */
+let lastMs = 0;
+
+/**
+ * A prefixed id that sorts by creation time: 10 characters of milliseconds since 1970, then 80
+ * random bits (16 characters), the same 26-character shape as `newId`. For tables written in
+ * bulk whose primary key is the id: new rows land at the end of the index instead of all over
+ * it, which keeps a million-row first load in the buffer pool. 80 random bits stay unguessable;
+ * what such an id gives away is the instant it was made, so use it only where that is no secret
+ * (never for subscriber ids, which must not link to anything).
+ */
+export function newOrderedId(prefix: IdPrefix, now = Date.now()): string {
+  const ms = Math.max(now, lastMs);
+  lastMs = ms;
+  let time = '';
+  let rest = ms;
+  for (let i = 0; i < 10; i++) {
+    time = (CROCKFORD_ALPHABET[rest % 32] as string) + time;
+    rest = Math.floor(rest / 32);
+  }
+  return `${prefix}_${time}${randomBase32(10)}`;
+}
+
 const ID_PATTERN = /^([a-z]+)_([0-9a-hjkmnp-tv-z]{26})$/;
 
 /** True when `value` is an id this helper could have made with `prefix`. */

@@ -314,14 +314,22 @@ describe('subscribe', () => {
           offer: null,
           deviceLimit: 1,
           period: '2026-12',
+          status: 'active',
           version: 1,
         },
       },
     ]);
-    // Shown once: neither the stored answer nor the log holds the key.
-    const stored = await db()('provisioning_requests').where('idempotency_key', c.key).first();
-    expect(stored.result).not.toContain(issued.key);
-    expect(JSON.parse(stored.result).licence.key).toBeUndefined();
+    // Shown once: neither the stored answer nor the log holds the key. The answer is kept on
+    // the command's own event, so a first load writes no provisioning_requests row.
+    const stored = await db()('subscription_events').where('idempotency_key', c.key).first();
+    expect(stored.command_hash).toHaveLength(32);
+    expect(stored.command_reply).not.toContain(issued.key);
+    expect(JSON.parse(stored.command_reply).licence).toMatchObject({
+      licenceId: issued.licenceId,
+      generation: 1,
+    });
+    expect(JSON.parse(stored.command_reply).licence.key).toBeUndefined();
+    expect(await db()('provisioning_requests').where('idempotency_key', c.key)).toEqual([]);
     expect(logLines.join('')).not.toContain(issued.key);
   });
 
@@ -351,6 +359,33 @@ describe('subscribe', () => {
         batch.map((c) => c.subscriberId),
       ),
     ).toHaveLength(2);
+  });
+
+  it('replays and guards the commands that write no event of their own as well', async () => {
+    // A subscribe that changes nothing and a rejection write no event under their key: their
+    // answers are kept in provisioning_requests and replayed from there.
+    const v1 = command();
+    await one(v1);
+    const same = next(v1, {});
+    expect((await one(same)).outcome).toBe('applied');
+    expect(await db()('provisioning_requests').where('idempotency_key', same.key)).toHaveLength(1);
+    expect((await one(same)).outcome).toBe('replayed');
+    expect(await one({ ...same, modules: ['backup'] })).toMatchObject({
+      outcome: 'rejected',
+      code: 'PROVISIONING_KEY_CONFLICT',
+    });
+    expect((await subscription(v1.subscriberId)).modules).toBe('antivirus');
+
+    const unknown = command({ kind: 'suspend', status: 'suspended' });
+    const refused = await one(unknown);
+    expect(refused).toMatchObject({ outcome: 'rejected', code: 'SUBSCRIBER_NOT_FOUND' });
+    expect(await one(unknown)).toEqual(refused);
+    // The same key as a subscribe now: another body, so a conflict, and nothing is created.
+    expect(await one({ ...unknown, kind: 'subscribe', status: 'active' })).toMatchObject({
+      outcome: 'rejected',
+      code: 'PROVISIONING_KEY_CONFLICT',
+    });
+    expect(await rowsFor([unknown.subscriberId])).toBe(1);
   });
 
   it('calls the same key with another body a conflict, and changes nothing', async () => {

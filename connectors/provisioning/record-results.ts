@@ -95,6 +95,18 @@ export function deliverySecretContext(licenceId: string): string {
 }
 
 const ROWS_PER_INSERT = 500;
+const DELIVERY_COLUMNS = [
+  'isp_id',
+  'subscriber_id',
+  'licence_id',
+  'batch_id',
+  'channel',
+  'secret',
+  'link_expires_at',
+  'state',
+  'attempts',
+  'created_at',
+] as const;
 const MESSAGE_CHARS = 255;
 
 function errorText(err: unknown): string {
@@ -170,7 +182,14 @@ export async function recordBatchResults(
         created_at: now,
       }));
     for (let i = 0; i < deliveryRows.length; i += ROWS_PER_INSERT) {
-      await trx('deliveries').insert(deliveryRows.slice(i, i + ROWS_PER_INSERT));
+      const rows = deliveryRows.slice(i, i + ROWS_PER_INSERT);
+      // Plain SQL with placeholders: knex's builder cost more than the insert for 500 rows.
+      const values = rows.flatMap((r) => DELIVERY_COLUMNS.map((c) => r[c]));
+      const tuple = `(${DELIVERY_COLUMNS.map(() => '?').join(',')})`;
+      await trx.raw(
+        `INSERT INTO deliveries (${DELIVERY_COLUMNS.join(',')}) VALUES ${rows.map(() => tuple).join(',')}`,
+        values,
+      );
     }
 
     const rejectionRows = refused.map((refused) => ({
