@@ -17,7 +17,7 @@
  * Run: npm run bench:billing-close -- [--count N] [--proration none|daily] [--page N]
  *      [--keep NAME]
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,6 +35,7 @@ import { createMetrics } from '../platform/metrics.js';
 import { migrateLatest } from '../platform/migrations.js';
 import { packageRoot } from '../platform/package-root.js';
 import { seedBilling } from './billing-data.js';
+import { cpuSeconds, mariadbPid } from './process-stats.js';
 
 const ISP_ID = 'demo-fai';
 const PERIOD = '2026-11';
@@ -68,29 +69,6 @@ function writeConfig(root: string): RelaisConfig {
   isp.billing.proration = args.proration;
   writeFileSync(join(root, 'isps', `${ISP_ID}.yaml`), stringify(isp));
   return loadConfigOrThrow({ file: join(root, 'relais.yaml'), env: {} });
-}
-
-/** CPU seconds (user + system) of a process so far, from /proc; 0 when unreadable. */
-function cpuSeconds(pid: string | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-function mariadbPid(): string | undefined {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (comm === 'mariadbd' || comm === 'mysqld') return pid;
-    } catch {
-      // gone between the listing and the read
-    }
-  }
-  return undefined;
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;

@@ -21,7 +21,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -44,6 +43,7 @@ import { flushOutbox } from '../queue/outbox.js';
 import { openQueues } from '../queue/queues.js';
 import { deleteKeys } from '../test/harness/context.js';
 import { runActivationBench } from './activation.js';
+import { cpuSeconds, mariadbPid } from './process-stats.js';
 
 const ISP_ID = 'demo-fai';
 const BATCH_COMMANDS = 1000;
@@ -170,31 +170,6 @@ async function stopRole(child: ChildProcess): Promise<void> {
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-
-/** CPU seconds (user + system) a process has used so far, from /proc; 0 when unreadable. */
-function cpuSeconds(pid: number | string | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** The pid of a MariaDB server on this host, to read its CPU time; undefined if none. */
-function mariadbPid(): string | undefined {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (comm === 'mariadbd' || comm === 'mysqld') return pid;
-    } catch {
-      // gone between the listing and the read
-    }
-  }
-  return undefined;
-}
 
 /**
  * What the whole server has done so far: its CPU time and InnoDB's I/O. The machine is shared

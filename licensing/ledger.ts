@@ -42,6 +42,20 @@ const CHUNK = 1000;
 const EVENT_COLUMNS =
   'isp_id, subscriber_id, licence_id, type, data, idempotency_key, occurred_at, recorded_at';
 
+/** One event's values, in the order of {@link EVENT_COLUMNS}. */
+export function eventValues(e: LedgerEvent, recordedAt: Date): (string | Date | null)[] {
+  return [
+    e.ispId,
+    e.subscriberId,
+    e.licenceId ?? null,
+    e.type,
+    e.data ? JSON.stringify(e.data) : null,
+    e.idempotencyKey ?? null,
+    e.occurredAt,
+    recordedAt,
+  ];
+}
+
 /**
  * The INSERT of `events` as text with placeholders: cheaper than knex's builder, and a part a
  * caller can send in one multi-statement query with its other writes. INSERT IGNORE skips an
@@ -51,19 +65,7 @@ export function eventsStatement(
   events: readonly LedgerEvent[],
   recordedAt: Date,
 ): { sql: string; values: unknown[] } {
-  const values: unknown[] = [];
-  for (const e of events) {
-    values.push(
-      e.ispId,
-      e.subscriberId,
-      e.licenceId ?? null,
-      e.type,
-      e.data ? JSON.stringify(e.data) : null,
-      e.idempotencyKey ?? null,
-      e.occurredAt,
-      recordedAt,
-    );
-  }
+  const values = events.flatMap((e) => eventValues(e, recordedAt));
   const rows = events.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ');
   return {
     sql: `INSERT IGNORE INTO subscription_events (${EVENT_COLUMNS}) VALUES ${rows}`,

@@ -5,7 +5,7 @@
  */
 
 import { type SqlValue, sqlLiteral } from '../platform/sql-literal.js';
-import type { LedgerEvent } from './ledger.js';
+import { eventValues, type LedgerEvent } from './ledger.js';
 import type { LicenceRow } from './licences.js';
 
 export interface SubscriptionRow {
@@ -123,14 +123,7 @@ export interface ProvisioningEvent extends LedgerEvent {
 /** The ledger rows, as `appendEvents` writes them: a known idempotency key is skipped. */
 export function eventsSql(events: readonly ProvisioningEvent[], recordedAt: Date): string {
   const rows = events.map((e): SqlValue[] => [
-    e.ispId,
-    e.subscriberId,
-    e.licenceId ?? null,
-    e.type,
-    e.data ? JSON.stringify(e.data) : null,
-    e.idempotencyKey ?? null,
-    e.occurredAt,
-    recordedAt,
+    ...eventValues(e, recordedAt),
     e.commandHash ?? null,
     e.commandReply ?? null,
   ]);
