@@ -9,7 +9,11 @@
 import type { Db } from '../platform/db.js';
 
 /** Module sets by subscriber number modulo 3: one, two or three modules, two on average. */
-const MODULE_SETS = ["'antivirus'", "'antivirus,firewall'", "'antivirus,firewall,parental-control'"];
+const MODULE_SETS = [
+  "'antivirus'",
+  "'antivirus,firewall'",
+  "'antivirus,firewall,parental-control'",
+];
 const CHUNK = 100_000;
 
 export interface BillingSeed {
