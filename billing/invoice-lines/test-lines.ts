@@ -115,8 +115,8 @@ export function goldenLines(ispId: string): IspInvoiceLine[] {
     currency: 'EUR',
     lineId:
       d.kind === 'charge'
-        ? `${d.servicePeriod}/${d.licenceId}/${d.module}`
-        : `${GOLDEN_PERIOD}/adj/${d.servicePeriod}/${d.licenceId}/${d.module}`,
+        ? `${d.servicePeriod}/${d.subscriberId}/${d.licenceId}/${d.module}`
+        : `${GOLDEN_PERIOD}/adj/${d.servicePeriod}/${d.subscriberId}/${d.licenceId}/${d.module}`,
   })).sort((a, b) => (a.lineId < b.lineId ? -1 : 1));
 }
 

@@ -36,16 +36,17 @@ export function ratedLine(over: Partial<RatedLine> = {}): RatedLine {
   const kind = over.kind ?? 'charge';
   const licenceId = over.licenceId ?? `lic_${String(n).padStart(6, '0')}`;
   const module = over.module ?? 'antivirus';
+  const subscriberId = over.subscriberId ?? `sub_${String(n).padStart(6, '0')}`;
   return {
     lineId:
       kind === 'charge'
-        ? `${servicePeriod}/${licenceId}/${module}`
-        : `${period}/adj/${servicePeriod}/${licenceId}/${module}`,
+        ? `${servicePeriod}/${subscriberId}/${licenceId}/${module}`
+        : `${period}/adj/${servicePeriod}/${subscriberId}/${licenceId}/${module}`,
     kind,
     period,
     servicePeriod,
     ispId: 'demo-fai',
-    subscriberId: `sub_${String(n).padStart(6, '0')}`,
+    subscriberId,
     licenceId,
     module,
     days: 30,
