@@ -63,7 +63,9 @@ describe('produceVendorDocuments', () => {
     const csv = readFileSync(join(first.dir, 'detail.csv'), 'utf8').trimEnd().split('\n');
     expect(csv).toHaveLength(7);
     expect(csv[0]).toMatch(/^document,document_line,line_id,kind,subscriber_id,/);
-    expect(csv[1]).toMatch(/^SL-2026-000001,1,2026-11\/sub_\d+\/lic_\d+\/antivirus,charge,sub_\d+,/);
+    expect(csv[1]).toMatch(
+      /^SL-2026-000001,1,2026-11\/sub_\d+\/lic_\d+\/antivirus,charge,sub_\d+,/,
+    );
     expect(csv.filter((r) => r.startsWith('SL-2026-000001,2,'))).toHaveLength(1);
     const detail = first.files.find((f) => f.name === 'detail.csv');
     expect(detail?.sha256).toBe(sha(join(first.dir, 'detail.csv')));
@@ -108,7 +110,9 @@ describe('produceVendorDocuments', () => {
       /<cac:InvoiceDocumentReference>\s*<cbc:ID>SL-2026-000001<\/cbc:ID>\s*<cbc:IssueDate>2026-12-04<\/cbc:IssueDate>/,
     );
     const csv = readFileSync(join(result.dir, 'detail.csv'), 'utf8');
-    expect(csv).toMatch(/\nSL-2027-000002,1,2026-12\/adj\/2026-11\/sub_\d+\/lic_\d+\/antivirus,adjustment,/);
+    expect(csv).toMatch(
+      /\nSL-2027-000002,1,2026-12\/adj\/2026-11\/sub_\d+\/lic_\d+\/antivirus,adjustment,/,
+    );
     expect(readdirSync(result.dir).sort()).toEqual([
       'credit-note.html',
       'credit-note.xml',
