@@ -9,12 +9,20 @@ export { PERIOD_PATTERN, periodBounds, periodOf };
 
 const DAY_MS = 86_400_000;
 
+/** The month `months` after `period` (YYYY-MM); negative goes back. */
+export function shiftPeriod(period: string, months: number): string {
+  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 1 + months;
+  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
+}
+
 /** The month after `period` (YYYY-MM). */
 export function nextPeriod(period: string): string {
-  const year = Number(period.slice(0, 4));
-  const month = Number(period.slice(5, 7));
-  const next = year * 12 + month; // zero-based index of the following month
-  return `${String(Math.floor(next / 12)).padStart(4, '0')}-${String((next % 12) + 1).padStart(2, '0')}`;
+  return shiftPeriod(period, 1);
+}
+
+/** The month before `period` (YYYY-MM). */
+export function previousPeriod(period: string): string {
+  return shiftPeriod(period, -1);
 }
 
 /** When a licence covering `period` stops being valid: the period's end plus grace days. */

@@ -11,7 +11,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { type CloseOptions, closableAt, closeBillingPeriod } from '../licensing/billing/close.js';
 import type { LicensingDeps } from '../licensing/context.js';
-import { periodOf } from '../licensing/periods.js';
+import { periodOf, shiftPeriod } from '../licensing/periods.js';
 import type { Logger } from '../platform/logger.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
 import { createSerialRunner } from '../platform/serial.js';
@@ -33,11 +33,6 @@ export interface BillingCloseScheduler {
   stop(): Promise<void>;
 }
 
-function shift(period: string, months: number): string {
-  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 1 + months;
-  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
-}
-
 /**
  * The periods to close at `now`, oldest first: from the one after `lastClosed` (or the latest
  * closable one when none is closed) up to the latest whose end plus cutoff has passed.
@@ -48,10 +43,14 @@ export function duePeriods(
   cutoffDays: number,
   lastClosed: string | null,
 ): string[] {
-  let latest = shift(periodOf(now, timeZone), -1);
-  if (closableAt(latest, timeZone, cutoffDays) > now) latest = shift(latest, -1);
+  let latest = shiftPeriod(periodOf(now, timeZone), -1);
+  if (closableAt(latest, timeZone, cutoffDays) > now) latest = shiftPeriod(latest, -1);
   const due: string[] = [];
-  for (let p = lastClosed === null ? latest : shift(lastClosed, 1); p <= latest; p = shift(p, 1)) {
+  for (
+    let p = lastClosed === null ? latest : shiftPeriod(lastClosed, 1);
+    p <= latest;
+    p = shiftPeriod(p, 1)
+  ) {
     due.push(p);
   }
   return due;

@@ -16,7 +16,7 @@ import {
 } from '../billing/invoice-lines/registry.js';
 import { findDelivery } from '../billing/outbox/delivery-ledger.js';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
-import { periodOf } from '../licensing/periods.js';
+import { periodOf, previousPeriod } from '../licensing/periods.js';
 import { isRelaisError } from '../platform/errors.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
 import { createSerialRunner } from '../platform/serial.js';
@@ -27,12 +27,6 @@ export interface BillingExportSchedulerDeps extends ExportDeps {
   config: RelaisConfig;
   /** Run a check for every ISP at start (default true). */
   checkAtStart?: boolean;
-}
-
-/** The month before `period`, YYYY-MM. */
-export function previousPeriod(period: string): string {
-  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 2;
-  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
 }
 
 export type BillingExportCheck =

@@ -25,14 +25,13 @@ import {
   reconciliationSettingsOf,
 } from '../billing/reconciliation/reconcile.js';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
-import { periodOf } from '../licensing/periods.js';
+import { periodOf, previousPeriod } from '../licensing/periods.js';
 import type { Db } from '../platform/db.js';
 import { isRelaisError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
 import { createSerialRunner } from '../platform/serial.js';
-import { previousPeriod } from './billing-export.scheduler.js';
 
 /** 07:40: after the night's feeds, clear of the DST changes. */
 export const RECONCILIATION_CRON = '40 7 * * *';

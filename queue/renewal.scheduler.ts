@@ -9,7 +9,7 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import type { LicensingDeps } from '../licensing/context.js';
-import { periodOf } from '../licensing/periods.js';
+import { periodOf, previousPeriod } from '../licensing/periods.js';
 import { renewPeriod } from '../licensing/renewal.js';
 import type { Logger } from '../platform/logger.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
@@ -27,12 +27,6 @@ export interface RenewalSchedulerDeps {
 
 export interface RenewalScheduler {
   stop(): Promise<void>;
-}
-
-/** The month before `period`. */
-function previousPeriod(period: string): string {
-  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 2;
-  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
 }
 
 /**

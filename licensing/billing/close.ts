@@ -31,7 +31,7 @@ import { ConfigError, InternalError, isRelaisError, RequestError } from '../../p
 import type { Metrics } from '../../platform/metrics.js';
 import { sqlLiteral } from '../../platform/sql-literal.js';
 import { type LicensingDeps, servedIsp } from '../context.js';
-import { PERIOD_PATTERN, periodBounds } from '../periods.js';
+import { PERIOD_PATTERN, periodBounds, shiftPeriod } from '../periods.js';
 import { formatCents, formatQuantity, type Money, parseMoney, sumMoney, ZERO } from './money.js';
 import { missingPrice, type PeriodPrices, pricesFor } from './prices.js';
 import type { RatedLine } from './rated-line.js';
@@ -135,11 +135,6 @@ function linesCounter(registry: Metrics): Counter<'isp' | 'kind'> {
 
 // ---------------------------------------------------------------------------------------------
 // Periods
-
-function shiftPeriod(period: string, months: number): string {
-  const index = Number(period.slice(0, 4)) * 12 + Number(period.slice(5, 7)) - 1 + months;
-  return `${String(Math.floor(index / 12)).padStart(4, '0')}-${String((index % 12) + 1).padStart(2, '0')}`;
-}
 
 /** When `period` may close for an ISP: its end plus the cutoff days. */
 export function closableAt(period: string, timeZone: string, cutoffDays: number): Date {
