@@ -5,6 +5,8 @@
 import type { Command } from 'commander';
 import type { RelaisConfig } from '../config/load.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { PERIOD_PATTERN } from '../platform/zoned-time.js';
+import { EXIT_USAGE, ExitRequest } from './exit.js';
 
 export function out(line = ''): void {
   process.stdout.write(`${line}\n`);
@@ -22,4 +24,12 @@ export function configOption(command: Command): Command {
 export function commandLogger(config: RelaisConfig): Logger {
   const { level, pretty } = config.deployment.log;
   return createLogger({ level, pretty, fd: 2 });
+}
+
+/** Stops a command whose `--period` is not a month written YYYY-MM, with the usage exit code. */
+export function requirePeriod(period: string): void {
+  if (!PERIOD_PATTERN.test(period)) {
+    out(`--period must be a month written YYYY-MM, got "${period}"`);
+    throw new ExitRequest(EXIT_USAGE);
+  }
 }

@@ -9,11 +9,9 @@ import type { Command } from 'commander';
 import { exportInvoiceLines } from '../../billing/export.js';
 import { openKeystore } from '../../licensing/keystore.js';
 import { RequestError } from '../../platform/errors.js';
-import { PERIOD_PATTERN } from '../../platform/zoned-time.js';
 import { withServices } from '../command-context.js';
-import { EXIT_USAGE, ExitRequest } from '../exit.js';
 import { billingClientFor } from '../licensing-runtime.js';
-import { configOption, out } from '../output.js';
+import { configOption, out, requirePeriod } from '../output.js';
 
 export function registerBillingCommands(program: Command): void {
   const billing = program.command('billing').description('month-end outputs for the ISPs');
@@ -26,10 +24,7 @@ export function registerBillingCommands(program: Command): void {
     .requiredOption('--period <YYYY-MM>', 'the closed month')
     .option('--json', 'print the result as one JSON object')
     .action(async (options: { config?: string; isp: string; period: string; json?: boolean }) => {
-      if (!PERIOD_PATTERN.test(options.period)) {
-        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
-        throw new ExitRequest(EXIT_USAGE);
-      }
+      requirePeriod(options.period);
       await withServices(options.config, async (services) => {
         const { config } = services;
         const isp = config.isps.get(options.isp);

@@ -9,12 +9,10 @@
  */
 import type { Command } from 'commander';
 import { closeAndInvoice } from '../../licensing/billing/month-end.js';
-import { PERIOD_PATTERN } from '../../licensing/periods.js';
 import { renewPeriod } from '../../licensing/renewal.js';
 import { withServices } from '../command-context.js';
-import { EXIT_USAGE, ExitRequest } from '../exit.js';
 import { licensingServerDeps } from '../licensing-runtime.js';
-import { configOption, out } from '../output.js';
+import { configOption, out, requirePeriod } from '../output.js';
 import { progressBar } from '../progress.js';
 
 export function registerPeriodCommand(program: Command): void {
@@ -27,10 +25,7 @@ export function registerPeriodCommand(program: Command): void {
     .requiredOption('--isp <id>', 'ISP id')
     .requiredOption('--period <YYYY-MM>', 'the month to close, in the ISP time zone')
     .action(async (options: { config?: string; isp: string; period: string }) => {
-      if (!PERIOD_PATTERN.test(options.period)) {
-        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
-        throw new ExitRequest(EXIT_USAGE);
-      }
+      requirePeriod(options.period);
       await withServices(options.config, async (services) => {
         const deps = licensingServerDeps(services);
         const bar = progressBar(true);
@@ -59,10 +54,7 @@ export function registerPeriodCommand(program: Command): void {
     .requiredOption('--period <YYYY-MM>', 'the month to close, in the ISP time zone')
     .option('--force', 'close before period end + cutoffDays (late events then become adjustments)')
     .action(async (options: { config?: string; isp: string; period: string; force?: boolean }) => {
-      if (!PERIOD_PATTERN.test(options.period)) {
-        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
-        throw new ExitRequest(EXIT_USAGE);
-      }
+      requirePeriod(options.period);
       await withServices(options.config, async (services) => {
         const deps = licensingServerDeps(services);
         const bar = progressBar(true);

@@ -15,11 +15,10 @@ import {
   reconciliationSettingsOf,
 } from '../../billing/reconciliation/reconcile.js';
 import { ConfigError } from '../../platform/errors.js';
-import { PERIOD_PATTERN } from '../../platform/zoned-time.js';
 import { vendorLinesFor } from '../billing-lines.js';
 import { withServices } from '../command-context.js';
 import { EXIT_USAGE, ExitRequest } from '../exit.js';
-import { configOption, out } from '../output.js';
+import { configOption, out, requirePeriod } from '../output.js';
 
 interface ReconcileOptions {
   config?: string;
@@ -36,10 +35,7 @@ export function registerReconcileCommand(program: Command): void {
     .requiredOption('--period <YYYY-MM>', 'the month the export bills')
     .option('--json', 'print the result as one JSON object')
     .action(async (file: string | undefined, options: ReconcileOptions) => {
-      if (!PERIOD_PATTERN.test(options.period)) {
-        out(`--period must be a month written YYYY-MM, got "${options.period}"`);
-        throw new ExitRequest(EXIT_USAGE);
-      }
+      requirePeriod(options.period);
       if (file !== undefined && !existsSync(file)) {
         out(`no such file: ${file}`);
         throw new ExitRequest(EXIT_USAGE);
