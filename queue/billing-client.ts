@@ -18,6 +18,7 @@ import {
 import { isErrorCode } from '../platform/error-codes.js';
 import { RequestError, TransientError } from '../platform/errors.js';
 import { splitLines } from '../platform/lines.js';
+import { errorBody, unreachable } from './licensing-client.js';
 
 export interface BillingClientOptions {
   /** The server's base URL, without a trailing slash. */
@@ -59,26 +60,13 @@ export function createBillingClient(options: BillingClientOptions): BillingClien
         signal: timeout.signal,
       });
     } catch (err) {
-      const inner = (err as { cause?: { code?: string; message?: string } }).cause;
-      const cause = inner?.code ?? inner?.message ?? (err as Error).name;
-      throw new TransientError(
-        'LICENSING_SERVER_UNAVAILABLE',
-        `licensing server at ${baseUrl} did not answer ${path} (${cause})`,
-        { ispId, path, cause },
-        { cause: err },
-      );
+      throw unreachable(err, baseUrl, path, ispId);
     } finally {
       // Headers are in; the body is read at the caller's pace, with no deadline of its own.
       clearTimeout(timer);
     }
     if (response.ok) return response;
-    const text = await response.text();
-    let server: { code?: unknown; message?: unknown } = {};
-    try {
-      server = JSON.parse(text) as typeof server;
-    } catch {
-      // Not a JSON error body: the status says enough.
-    }
+    const server = errorBody(await response.text());
     const message =
       typeof server.message === 'string' ? server.message : `status ${response.status}`;
     if (response.status >= 500 || response.status === 429) {

@@ -71,8 +71,25 @@ function fallbackCode(status: number): ErrorCode {
   return 'PROVISIONING_INVALID';
 }
 
+/** A request that got no answer (refused, reset, timed out), as the retryable error it is. */
+export function unreachable(
+  err: unknown,
+  baseUrl: string,
+  path: string,
+  ispId: string,
+): TransientError {
+  const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+  const cause = inner?.code ?? inner?.message ?? (err as Error).name;
+  return new TransientError(
+    'LICENSING_SERVER_UNAVAILABLE',
+    `licensing server at ${baseUrl} did not answer ${path} (${cause})`,
+    { ispId, path, cause },
+    { cause: err },
+  );
+}
+
 /** The server's error body `{ code, message }`, or nothing when the body is not one. */
-function errorBody(text: string): { code?: unknown; message?: unknown } {
+export function errorBody(text: string): { code?: unknown; message?: unknown } {
   try {
     const parsed = JSON.parse(text) as unknown;
     return typeof parsed === 'object' && parsed !== null ? parsed : {};
@@ -105,14 +122,7 @@ export function createLicensingClient(options: LicensingClientOptions): Licensin
       // Read the whole body in every case: an unread body keeps its connection from reuse.
       text = await response.text();
     } catch (err) {
-      const inner = (err as { cause?: { code?: string; message?: string } }).cause;
-      const cause = inner?.code ?? inner?.message ?? (err as Error).name;
-      throw new TransientError(
-        'LICENSING_SERVER_UNAVAILABLE',
-        `licensing server at ${baseUrl} did not answer ${path} (${cause})`,
-        { ispId, path, cause },
-        { cause: err },
-      );
+      throw unreachable(err, baseUrl, path, ispId);
     }
     const { status } = response;
     if (status >= 200 && status < 300) {
