@@ -7,14 +7,14 @@
  * A MySQL named lock per ISP lets one scheduler act at a time; the close itself is safe to
  * repeat, resumes an interrupted run, and its primary key is the real guard.
  */
-import cron, { type ScheduledTask } from 'node-cron';
+
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { type CloseOptions, closableAt, closeBillingPeriod } from '../licensing/billing/close.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { periodOf, shiftPeriod } from '../licensing/periods.js';
 import type { Logger } from '../platform/logger.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
-import { createSerialRunner } from '../platform/serial.js';
+import { startIspSchedule } from './isp-schedule.js';
 
 /** Twenty past midnight: after the renewal check (ten past), clear of DST changes. */
 export const BILLING_CLOSE_CRON = '20 0 * * *';
@@ -111,46 +111,19 @@ export async function closeDueBillingPeriods(
 }
 
 export function startBillingCloseScheduler(deps: BillingCloseSchedulerDeps): BillingCloseScheduler {
-  const tasks: ScheduledTask[] = [];
-  const running = new Set<Promise<unknown>>();
-  // One ISP at a time: each check holds a lock connection and works with more.
-  const serial = createSerialRunner();
-
-  const check = (isp: IspConfig) => {
-    const run = serial(() => closeDueBillingPeriods(deps.licensing, isp, deps.closeOptions))
-      .then((result) => {
-        if (result.outcome === 'closed') deps.log.info(result, 'billing period closed on schedule');
-        else if (result.outcome === 'busy') {
-          deps.log.debug({ isp: isp.id }, 'another scheduler is closing this ISP');
-        }
-      })
-      .catch((err) => {
-        deps.log.warn({ err, isp: isp.id }, 'scheduled billing close failed; retried tomorrow');
-      })
-      .finally(() => running.delete(run));
-    running.add(run);
-    return run;
-  };
-
-  for (const isp of deps.config.isps.values()) {
-    if (!isp.enabled || !isp.billing) continue;
-    const task = cron.schedule(BILLING_CLOSE_CRON, () => check(isp), {
-      name: `billing-close-${isp.id}`,
-      timezone: isp.timeZone,
-      noOverlap: true,
-    });
-    tasks.push(task);
-    deps.log.info(
-      { isp: isp.id, cron: BILLING_CLOSE_CRON, timeZone: isp.timeZone },
-      'billing close scheduled',
-    );
-    if (deps.checkAtStart ?? true) void check(isp);
-  }
-
-  return {
-    async stop() {
-      for (const task of tasks) await task.destroy();
-      await Promise.allSettled([...running]);
+  return startIspSchedule({
+    name: 'billing-close',
+    cron: BILLING_CLOSE_CRON,
+    isps: [...deps.config.isps.values()].filter((isp) => isp.enabled && isp.billing),
+    log: deps.log,
+    checkAtStart: deps.checkAtStart ?? true,
+    failure: 'scheduled billing close failed; retried tomorrow',
+    check: async (isp) => {
+      const result = await closeDueBillingPeriods(deps.licensing, isp, deps.closeOptions);
+      if (result.outcome === 'closed') deps.log.info(result, 'billing period closed on schedule');
+      else if (result.outcome === 'busy') {
+        deps.log.debug({ isp: isp.id }, 'another scheduler is closing this ISP');
+      }
     },
-  };
+  });
 }

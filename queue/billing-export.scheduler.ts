@@ -7,7 +7,7 @@
  * summary request. A MySQL named lock per ISP keeps two schedulers from exporting at once; the
  * export itself is safe to repeat (see billing/export.ts).
  */
-import cron, { type ScheduledTask } from 'node-cron';
+
 import { type ExportDeps, exportInvoiceLines, PUSH_LEDGER_NAME } from '../billing/export.js';
 import {
   invoiceLinesFileName,
@@ -19,7 +19,7 @@ import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { periodOf, previousPeriod } from '../licensing/periods.js';
 import { isRelaisError } from '../platform/errors.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
-import { createSerialRunner } from '../platform/serial.js';
+import { startIspSchedule } from './isp-schedule.js';
 
 export const BILLING_EXPORT_CRON = '35 * * * *';
 
@@ -72,46 +72,18 @@ export interface BillingExportScheduler {
 export function startBillingExportScheduler(
   deps: BillingExportSchedulerDeps,
 ): BillingExportScheduler {
-  const tasks: ScheduledTask[] = [];
-  const running = new Set<Promise<unknown>>();
-  // One ISP at a time: each check holds a lock connection and works with more.
-  const serial = createSerialRunner();
-
-  const check = (isp: IspConfig) => {
-    const run = serial(() => exportDuePeriod(deps, isp))
-      .then((result) => {
-        if (result.outcome === 'exported')
-          deps.log.info(result, 'invoice lines exported on schedule');
-        else deps.log.debug(result, 'invoice lines: nothing to export');
-      })
-      .catch((err) => {
-        deps.log.warn(
-          { err, isp: isp.id },
-          'scheduled invoice-line export failed; retried next hour',
-        );
-      })
-      .finally(() => running.delete(run));
-    running.add(run);
-    return run;
-  };
-
-  for (const isp of deps.config.isps.values()) {
-    if (!isp.enabled || !isp.billing?.invoiceLines) continue;
-    tasks.push(
-      cron.schedule(BILLING_EXPORT_CRON, () => check(isp), {
-        name: `billing-export-${isp.id}`,
-        timezone: isp.timeZone,
-        noOverlap: true,
-      }),
-    );
-    deps.log.info({ isp: isp.id, cron: BILLING_EXPORT_CRON }, 'invoice-line export scheduled');
-    if (deps.checkAtStart ?? true) void check(isp);
-  }
-
-  return {
-    async stop() {
-      for (const task of tasks) await task.destroy();
-      await Promise.allSettled([...running]);
+  return startIspSchedule({
+    name: 'billing-export',
+    cron: BILLING_EXPORT_CRON,
+    isps: [...deps.config.isps.values()].filter((isp) => isp.enabled && isp.billing?.invoiceLines),
+    log: deps.log,
+    checkAtStart: deps.checkAtStart ?? true,
+    failure: 'scheduled invoice-line export failed; retried next hour',
+    check: async (isp) => {
+      const result = await exportDuePeriod(deps, isp);
+      if (result.outcome === 'exported')
+        deps.log.info(result, 'invoice lines exported on schedule');
+      else deps.log.debug(result, 'invoice lines: nothing to export');
     },
-  };
+  });
 }

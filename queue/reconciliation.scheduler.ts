@@ -5,6 +5,7 @@
  * its sha256 is kept beside the report, so the same export is not reconciled twice and a
  * corrected export sent later is. Exactly what `relais reconcile` does by hand.
  */
+
 import { createHash } from 'node:crypto';
 import {
   createReadStream,
@@ -15,7 +16,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { ClosedPeriodSource } from '../billing/export.js';
 import { mapToCustomerRefs } from '../billing/map-back.js';
 import { fetchNewestExport } from '../billing/reconciliation/export-source.js';
@@ -31,7 +31,7 @@ import { isRelaisError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { BUSY, withNamedLock } from '../platform/named-lock.js';
-import { createSerialRunner } from '../platform/serial.js';
+import { startIspSchedule } from './isp-schedule.js';
 
 /** 07:40: after the night's feeds, clear of the DST changes. */
 export const RECONCILIATION_CRON = '40 7 * * *';
@@ -142,45 +142,23 @@ export interface ReconciliationScheduler {
 export function startReconciliationScheduler(
   deps: ReconciliationDeps & { config: RelaisConfig },
 ): ReconciliationScheduler {
-  const tasks: ScheduledTask[] = [];
-  const running = new Set<Promise<unknown>>();
-  // One ISP at a time: each check holds a lock connection and works with more.
-  const serial = createSerialRunner();
-
-  const check = (isp: IspConfig) => {
-    const run = serial(() => reconcileDuePeriod(deps, isp))
-      .then((check) => {
-        if (check.outcome === 'reconciled') {
-          deps.log.info(
-            { isp: isp.id, period: check.period, counts: check.result.counts },
-            'billing export reconciled on schedule',
-          );
-        } else deps.log.debug(check, 'reconciliation: nothing to do');
-      })
-      .catch((err) => {
-        deps.log.warn({ err, isp: isp.id }, 'scheduled reconciliation failed; retried tomorrow');
-      })
-      .finally(() => running.delete(run));
-    running.add(run);
-    return run;
-  };
-
-  for (const isp of deps.config.isps.values()) {
-    if (!isp.enabled || !isp.billing?.reconciliation) continue;
-    tasks.push(
-      cron.schedule(RECONCILIATION_CRON, () => check(isp), {
-        name: `reconciliation-${isp.id}`,
-        timezone: isp.timeZone,
-        noOverlap: true,
-      }),
-    );
-    deps.log.info({ isp: isp.id, cron: RECONCILIATION_CRON }, 'reconciliation scheduled');
-  }
-
-  return {
-    async stop() {
-      for (const task of tasks) await task.destroy();
-      await Promise.allSettled([...running]);
+  return startIspSchedule({
+    name: 'reconciliation',
+    cron: RECONCILIATION_CRON,
+    isps: [...deps.config.isps.values()].filter(
+      (isp) => isp.enabled && isp.billing?.reconciliation,
+    ),
+    log: deps.log,
+    checkAtStart: false,
+    failure: 'scheduled reconciliation failed; retried tomorrow',
+    check: async (isp) => {
+      const check = await reconcileDuePeriod(deps, isp);
+      if (check.outcome === 'reconciled') {
+        deps.log.info(
+          { isp: isp.id, period: check.period, counts: check.result.counts },
+          'billing export reconciled on schedule',
+        );
+      } else deps.log.debug(check, 'reconciliation: nothing to do');
     },
-  };
+  });
 }
