@@ -33,7 +33,7 @@ export async function openIntake(services: Services): Promise<IntakeRuntime> {
   }
   const queues = openQueues(services.redis, config.deployment.redis.prefix);
   services.lifecycle.onShutdown('queues', () => queues.close());
-  const ledger = new FeedLedger(db);
+  const ledger = new FeedLedger(db, () => services.clock.now());
   const files = new FeedFiles(
     (ispId) =>
       config.isps.get(ispId)?.workDir ?? `${config.deployment.paths.dataDir}/isps/${ispId}`,

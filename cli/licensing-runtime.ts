@@ -48,7 +48,7 @@ export function licensingServerDeps(services: Services, keystore?: Keystore): Li
     keystore: keystore ?? openKeystore(config.deployment.signing.keysDir),
     log: services.log,
     metrics: services.metrics,
-    now: () => new Date(),
+    now: () => services.clock.now(),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { RelaisConfig } from '../config/load.js';
+import { type Clock, systemClock } from '../platform/clock.js';
 import { createDb, type Db } from '../platform/db.js';
 import { ConfigError, TransientError } from '../platform/errors.js';
 import type { Lifecycle } from '../platform/lifecycle.js';
@@ -20,12 +21,15 @@ export interface Services {
   licensingDb: Db;
   redis: Redis;
   lifecycle: Lifecycle;
+  /** The time business facts are dated with: the system clock, except in `relais demo`. */
+  clock: Clock;
 }
 
 export async function openServices(
   config: RelaisConfig,
   log: Logger,
   lifecycle: Lifecycle,
+  clock: Clock = systemClock,
 ): Promise<Services> {
   const { mysql, redis: redisSettings } = config.deployment;
   const connectorDb = createDb(mysql, 'connector', log);
@@ -37,7 +41,16 @@ export async function openServices(
   lifecycle.onShutdown('redis', async () => {
     await redis.quit().catch(() => redis.disconnect());
   });
-  return { config, log, metrics: createMetrics(), connectorDb, licensingDb, redis, lifecycle };
+  return {
+    config,
+    log,
+    metrics: createMetrics(),
+    connectorDb,
+    licensingDb,
+    redis,
+    lifecycle,
+    clock,
+  };
 }
 
 /** Refuses to run against a schema older than the code: `relais migrate` comes first. */

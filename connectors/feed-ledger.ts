@@ -130,13 +130,17 @@ function isDuplicateKey(err: unknown): boolean {
 }
 
 export class FeedLedger {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** When a file counts as received: the system clock, or the demo's simulated one. */
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
 
   /**
    * Records a received file. Returns the new feed, and the original when the content was
    * already received (the new row is then a `duplicate`).
    */
-  async record(file: ReceivedFile, now = new Date()): Promise<{ feed: Feed; original?: Feed }> {
+  async record(file: ReceivedFile, now = this.clock()): Promise<{ feed: Feed; original?: Feed }> {
     const base = {
       isp_id: file.ispId,
       source: file.source,

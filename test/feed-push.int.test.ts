@@ -17,6 +17,7 @@ import { openLicensing } from '../cli/licensing-runtime.js';
 import { startApi } from '../cli/roles.js';
 import { createIntakeMetrics } from '../connectors/intake/intake-metrics.js';
 import { Lifecycle } from '../platform/lifecycle.js';
+import { systemClock } from '../platform/clock.js';
 import { createMetrics } from '../platform/metrics.js';
 import { packageRoot } from '../platform/package-root.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
@@ -670,6 +671,7 @@ describe('when mounted by the api role (cli/roles.ts)', () => {
       licensingDb: ctx().licensingDb,
       redis: ctx().redis,
       lifecycle,
+      clock: systemClock,
     };
     try {
       const url = await startApi(services, intake, openLicensing(services), 0);

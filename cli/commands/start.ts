@@ -6,6 +6,7 @@
 import { createServer } from 'node:net';
 import { type Command, Option } from 'commander';
 import { loadConfigOrThrow, type RelaisConfig } from '../../config/load.js';
+import type { Clock } from '../../platform/clock.js';
 import { Lifecycle } from '../../platform/lifecycle.js';
 import { createLogger, type Logger } from '../../platform/logger.js';
 import { checkEvictionPolicy } from '../../platform/redis.js';
@@ -45,7 +46,7 @@ export async function startRelais(
   role: Role,
   log: Logger,
   lifecycle: Lifecycle,
-  options: { port?: number } = {},
+  options: { port?: number; clock?: Clock } = {},
 ): Promise<RunningRelais> {
   let config = base;
   let port = options.port;
@@ -54,7 +55,7 @@ export async function startRelais(
     if (port === 0) port = await freePort(http.host);
     if (server.url === http.publicUrl) config = withServerUrl(base, `http://${http.host}:${port}`);
   }
-  const services = await openServices(config, log, lifecycle);
+  const services = await openServices(config, log, lifecycle, options.clock);
   await assertMigrated(services);
   await checkEvictionPolicy(services.redis, log);
 
