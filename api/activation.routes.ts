@@ -16,7 +16,8 @@
  * The rules live in licensing/activation.ts; this file only reads requests and shapes answers.
  * The protocol is described in docs/activation-api.md.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter } from 'prom-client';
 import { z } from 'zod';
 import {
   activate,
@@ -36,6 +37,40 @@ import {
   ThrottledError,
 } from '../licensing/guard.js';
 import { isRelaisError, RequestError, TransientError } from '../platform/errors.js';
+import { type Metrics, perRegistry } from '../platform/metrics.js';
+
+/**
+ * Activations per ISP: the ones that worked by outcome, the refused ones by error code. A
+ * refusal before any licence was found (a wrong key, a throttled address) has no ISP: `isp` is
+ * empty. `relais_activation_attempts_total` (guard.ts) counts the same attempts by result.
+ */
+export const activationMetrics = perRegistry((registry: Metrics) => ({
+  activations: new Counter({
+    name: 'relais_activations_total',
+    help: 'Successful activations by ISP and outcome: activated (first, billable), device-added, reactivated.',
+    labelNames: ['isp', 'outcome'] as const,
+    registers: [registry],
+  }),
+  failures: new Counter({
+    name: 'relais_activation_failures_total',
+    help: 'Refused activations by ISP (empty when no licence was found) and error code.',
+    labelNames: ['isp', 'code'] as const,
+    registers: [registry],
+  }),
+}));
+
+/** The ISP an activation error names in its context, or empty. */
+function ispOf(err: unknown): string {
+  const isp = isRelaisError(err) ? err.context.ispId : undefined;
+  return typeof isp === 'string' ? isp : '';
+}
+
+/** The code the answer will carry, near enough for a metric (api/server.ts decides it). */
+function codeOf(err: FastifyError): string {
+  if (isRelaisError(err)) return err.code;
+  if (err.statusCode === 413) return 'HTTP_PAYLOAD_TOO_LARGE';
+  return err.statusCode && err.statusCode < 500 ? 'HTTP_BAD_REQUEST' : 'INTERNAL';
+}
 
 export const FINGERPRINT_HEADER = 'x-relais-fingerprint';
 export const KEY_HEADER = 'x-relais-activation-key';
@@ -98,6 +133,7 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
   { deps },
 ) => {
   const metrics = guardMetrics(deps.metrics);
+  const counted = activationMetrics(deps.metrics);
   const guard = guardedBy(
     createActivationGuard(
       deps.redis,
@@ -117,8 +153,11 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
   };
 
   // Retry-After travels as a header; the shared error handler shapes the body.
-  app.addHook('onError', async (_request, reply, err) => {
+  app.addHook('onError', async (request, reply, err) => {
     if (err instanceof ThrottledError) void reply.header('retry-after', String(err.retryAfterS));
+    if (request.routeOptions.url === '/v1/activations') {
+      counted.failures.inc({ isp: ispOf(err), code: codeOf(err) });
+    }
   });
 
   const address = (request: FastifyRequest) => request.ip;
@@ -133,6 +172,7 @@ export const activationRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = asy
     try {
       const activation = await activate(deps, body);
       metrics.attempts.inc({ result: activation.outcome });
+      counted.activations.inc({ isp: activation.ispId, outcome: activation.outcome });
       await afterwards('a success', () => guard.succeeded(address(request), admission));
       return reply.send({
         licenceId: activation.licenceId,

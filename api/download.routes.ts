@@ -14,6 +14,7 @@ import {
   openDownloadLink,
   recordDownload,
 } from '../licensing/downloads.js';
+import { type Metrics, perRegistry } from '../platform/metrics.js';
 
 interface Listing {
   modules: { module: string; url: string; bytes: number }[];
@@ -75,23 +76,22 @@ function privateResponse(reply: FastifyReply): FastifyReply {
   return reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
 }
 
-function downloadCounter(deps: LicensingDeps): Counter<'isp' | 'module'> {
-  const name = 'relais_downloads_total';
-  const existing = deps.metrics.getSingleMetric(name);
-  if (existing) return existing as Counter<'isp' | 'module'>;
-  return new Counter({
-    name,
-    help: 'Installers served through download links, by ISP and module.',
-    labelNames: ['isp', 'module'],
-    registers: [deps.metrics],
-  });
-}
+/** The download counter of a registry, registered once. */
+export const downloadCounter = perRegistry(
+  (registry: Metrics): Counter<'isp' | 'module'> =>
+    new Counter({
+      name: 'relais_downloads_total',
+      help: 'Installers served through download links, by ISP and module.',
+      labelNames: ['isp', 'module'],
+      registers: [registry],
+    }),
+);
 
 export const downloadRoutes: FastifyPluginAsync<{ deps: LicensingDeps }> = async (
   app,
   { deps },
 ) => {
-  const served = downloadCounter(deps);
+  const served = downloadCounter(deps.metrics);
   const serverUrl = deps.config.deployment.server.url;
 
   /** The listing of a link: JSON, or an HTML page for a browser. */

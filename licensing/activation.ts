@@ -42,6 +42,8 @@ export type ActivationOutcome =
 
 export interface Activation {
   outcome: ActivationOutcome;
+  /** The ISP of the licence (for metrics; not part of the answer). */
+  ispId: string;
   licenceId: string;
   deviceId: string;
   document: SignedDocument;
@@ -109,13 +111,17 @@ function documentFor(deps: LicensingDeps, row: LicenceRow, deviceId: string, now
   });
 }
 
-/** Refuses a licence whose subscription does not allow binding a device now. */
+/**
+ * Refuses a licence whose subscription does not allow binding a device now. The context holds
+ * the ISP id for metrics only; the client's answer is code and message.
+ */
 function assertActivatable(row: LicenceRow, now: Date): void {
   const status = licenceStatus(stateOf(row), now);
   if (status === 'suspended') {
     throw new RequestError(
       'ACTIVATION_SUSPENDED',
       `licence ${row.id} is suspended by the ISP; it can be activated again once resumed`,
+      { ispId: row.isp_id },
     );
   }
   // A cancellation runs to the end of its paid period; without an end date there is none.
@@ -124,6 +130,7 @@ function assertActivatable(row: LicenceRow, now: Date): void {
     throw new RequestError(
       'ACTIVATION_CANCELLED',
       `licence ${row.id} is ${lapsed ? 'cancelled' : status} and unlocks nothing`,
+      { ispId: row.isp_id },
     );
   }
 }
@@ -255,6 +262,7 @@ async function bindOn(
     throw new RequestError(
       'ACTIVATION_SEAT_LIMIT',
       `every one of the ${row.device_limit} device seats of licence ${row.id} is taken (${active.map((d) => d.id).join(', ')}); free one first`,
+      { ispId: row.isp_id },
     );
   }
   const deviceId = mine?.id ?? newId('dev');
@@ -326,13 +334,20 @@ async function activateKey(
     }
     return {
       outcome: 'reactivated',
+      ispId: found.isp_id,
       licenceId: found.id,
       deviceId: found.device_id,
       document: documentFor(deps, found, found.device_id, now),
     };
   }
   const { outcome, deviceId, row } = await bindDevice(deps, found, fpHash, now);
-  return { outcome, licenceId: row.id, deviceId, document: documentFor(deps, row, deviceId, now) };
+  return {
+    outcome,
+    ispId: row.isp_id,
+    licenceId: row.id,
+    deviceId,
+    document: documentFor(deps, row, deviceId, now),
+  };
 }
 
 /**

@@ -186,14 +186,15 @@ function bodyHash(c: WireCommand): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-interface ProvisioningMetrics {
+export interface ProvisioningMetrics {
   commands: Counter<'isp' | 'kind' | 'outcome'>;
   batchSeconds: Histogram<'isp'>;
 }
 
 const metricsByRegistry = new WeakMap<Metrics, ProvisioningMetrics>();
 
-function provisioningMetrics(registry: Metrics): ProvisioningMetrics {
+/** The subscription server's provisioning metrics of a registry, registered once. */
+export function provisioningMetrics(registry: Metrics): ProvisioningMetrics {
   let found = metricsByRegistry.get(registry);
   if (!found) {
     found = {

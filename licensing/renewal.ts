@@ -15,8 +15,10 @@
  * nothing twice.
  */
 import type { Knex } from 'knex';
+import { Counter, Histogram } from 'prom-client';
 import { retryLockConflicts } from '../platform/db.js';
-import { RequestError } from '../platform/errors.js';
+import { isRelaisError, RequestError } from '../platform/errors.js';
+import { type Metrics, perRegistry } from '../platform/metrics.js';
 import { type LicensingDeps, servedIsp } from './context.js';
 import { appendEvents, type LedgerEvent } from './ledger.js';
 import { nextPeriod, PERIOD_PATTERN, periodBounds, periodOf, validUntilFor } from './periods.js';
@@ -141,12 +143,70 @@ async function notLapsedYet(
   return cancelled.filter((r) => !seen.has(lapseKey(r, closing)));
 }
 
+/**
+ * Period closes per ISP: runs by outcome, failures by code, the duration of the runs that
+ * finished a close, and the licences each finished close renewed, held or lapsed (counted by
+ * the run that finishes, so a close resumed after a crash counts its licences once).
+ */
+export const renewalMetrics = perRegistry((registry: Metrics) => ({
+  closes: new Counter({
+    name: 'relais_period_closes_total',
+    help: 'Period close (licence renewal) runs by ISP and outcome: closed, already-closed, failed.',
+    labelNames: ['isp', 'outcome'] as const,
+    registers: [registry],
+  }),
+  failures: new Counter({
+    name: 'relais_period_close_failures_total',
+    help: 'Period close runs that failed, by ISP and error code.',
+    labelNames: ['isp', 'code'] as const,
+    registers: [registry],
+  }),
+  licences: new Counter({
+    name: 'relais_period_close_licences_total',
+    help: 'Licences of finished period closes by ISP and result: renewed, held, lapsed.',
+    labelNames: ['isp', 'result'] as const,
+    registers: [registry],
+  }),
+  seconds: new Histogram({
+    name: 'relais_period_close_duration_seconds',
+    help: 'Duration of the period close runs that finished a close.',
+    labelNames: ['isp'] as const,
+    buckets: [0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600],
+    registers: [registry],
+  }),
+}));
+
 /** Closes `period` for one ISP; see the module comment for what happens to each licence. */
 export async function renewPeriod(
   deps: LicensingDeps,
   ispId: string,
   period: string,
   options: RenewalOptions = {},
+): Promise<RenewalResult> {
+  const metrics = renewalMetrics(deps.metrics);
+  const startedMs = performance.now();
+  try {
+    const result = await runRenewal(deps, ispId, period, options);
+    metrics.closes.inc({ isp: ispId, outcome: result.alreadyClosed ? 'already-closed' : 'closed' });
+    if (!result.alreadyClosed) {
+      metrics.seconds.observe({ isp: ispId }, (performance.now() - startedMs) / 1000);
+      for (const what of ['renewed', 'held', 'lapsed'] as const) {
+        metrics.licences.inc({ isp: ispId, result: what }, result[what]);
+      }
+    }
+    return result;
+  } catch (err) {
+    metrics.closes.inc({ isp: ispId, outcome: 'failed' });
+    metrics.failures.inc({ isp: ispId, code: isRelaisError(err) ? err.code : 'INTERNAL' });
+    throw err;
+  }
+}
+
+async function runRenewal(
+  deps: LicensingDeps,
+  ispId: string,
+  period: string,
+  options: RenewalOptions,
 ): Promise<RenewalResult> {
   const isp = servedIsp(deps, ispId);
   const timeZone = isp.timeZone;

@@ -36,6 +36,7 @@ import { ConfigError, InternalError, isRelaisError, isRetryable } from '../platf
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { forQueue } from './job-errors.js';
+import { WORKER_METRICS } from './queue-metrics.js';
 import {
   BACKOFF_STRATEGY,
   type DeliverBatchJob,
@@ -64,6 +65,8 @@ export interface DeliveryWorkerDeps {
 }
 
 export interface DeliveryWorker {
+  /** The BullMQ worker, for the readiness check of this process. */
+  readonly worker: Worker<DeliverBatchJob, DeliverySummary>;
   /** Stops taking jobs, waits for the running ones, then closes every SMTP pool. */
   close(): Promise<void>;
 }
@@ -79,7 +82,8 @@ export interface DeliverySummary {
 
 type Result = 'delivered' | 'failed' | 'deferred';
 
-function deliveriesCounter(metrics: Metrics): Counter<'isp' | 'channel' | 'result'> {
+/** The key-delivery counter of a registry, registered once. */
+export function deliveriesCounter(metrics: Metrics): Counter<'isp' | 'channel' | 'result'> {
   const name = 'relais_deliveries_total';
   const existing = metrics.getSingleMetric(name);
   if (existing) return existing as Counter<'isp' | 'channel' | 'result'>;
@@ -342,6 +346,7 @@ export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       prefix: deps.prefix,
       concurrency: deps.concurrency ?? 2,
       settings: { backoffStrategy: BACKOFF_STRATEGY },
+      metrics: WORKER_METRICS,
     },
   );
   worker.on('failed', (job, err) => {
@@ -354,6 +359,7 @@ export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   });
   worker.on('error', (err) => deps.log.error({ err }, 'delivery worker error'));
   return {
+    worker,
     async close() {
       await worker.close();
       run.close();

@@ -11,6 +11,7 @@ import { pollIsp } from '../connectors/intake/poll.js';
 import type { Logger } from '../platform/logger.js';
 import { BUSY } from '../platform/named-lock.js';
 import { forQueue } from './job-errors.js';
+import { WORKER_METRICS } from './queue-metrics.js';
 import { type IngestIspJob, JOB_NAMES, type PollIspJob, QUEUE_NAMES } from './queues.js';
 
 export interface FeedsWorkerDeps {
@@ -45,7 +46,12 @@ export function startFeedsWorker(deps: FeedsWorkerDeps): Worker {
         throw forQueue(err);
       }
     },
-    { connection: deps.connection, prefix: deps.prefix, concurrency: deps.concurrency ?? 2 },
+    {
+      connection: deps.connection,
+      prefix: deps.prefix,
+      concurrency: deps.concurrency ?? 2,
+      metrics: WORKER_METRICS,
+    },
   );
   worker.on('failed', (job, err) => {
     deps.log.error(

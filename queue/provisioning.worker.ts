@@ -16,13 +16,14 @@
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { Counter } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import {
   hasPendingDeliveries,
   loadBatch,
   markBatchFailed,
   noteAttempt,
+  type StoredBatch,
 } from '../connectors/provisioning/batch-store.js';
 import {
   type DeliveryChannel,
@@ -48,10 +49,11 @@ import {
   TransientError,
 } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
-import type { Metrics } from '../platform/metrics.js';
+import { type Metrics, perRegistry } from '../platform/metrics.js';
 import { queueDelivery, sweepPendingDeliveries } from './delivery.worker.js';
 import { forQueue } from './job-errors.js';
 import type { LicensingClient } from './licensing-client.js';
+import { WORKER_METRICS } from './queue-metrics.js';
 import {
   BACKOFF_STRATEGY,
   backoffDelayMs,
@@ -78,6 +80,8 @@ export interface ProvisioningWorkerDeps {
 }
 
 export interface ProvisioningWorker {
+  /** The BullMQ worker, for the readiness check of this process. */
+  readonly worker: Worker<ProvisionBatchJob, BatchSummary>;
   close(): Promise<void>;
 }
 
@@ -93,25 +97,58 @@ export interface BatchSummary {
 interface WorkerMetrics {
   batches: Counter<'isp' | 'result'>;
   commands: Counter<'isp' | 'outcome'>;
+  failures: Counter<'isp' | 'code' | 'result'>;
+  rejections: Counter<'isp' | 'code'>;
+  latency: Histogram<'isp' | 'result'>;
 }
 
-/** The counters, registered once per registry (two workers in one process share them). */
-function workerMetrics(metrics: Metrics): WorkerMetrics {
-  const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
-    (metrics.getSingleMetric(name) as Counter<L> | undefined) ??
-    new Counter({ name, help, labelNames, registers: [metrics] });
-  return {
-    batches: counter(
-      'relais_provisioning_batches_total',
-      'Provisioning batch attempts by result: sent, deferred, retried (transient), failed.',
-      ['isp', 'result'],
-    ),
-    commands: counter(
-      'relais_provisioning_command_results_total',
-      'Command results the provisioning worker received, by outcome: applied, replayed, rejected, deferred.',
-      ['isp', 'outcome'],
-    ),
-  };
+/**
+ * Seconds from a batch written to the outbox to its result recorded: sub-second when all is
+ * well, minutes while the server is slow or a subscriber's earlier version waits, hours to a
+ * day while it is down (the retry budget is about 24.5 hours).
+ */
+const LATENCY_BUCKETS_S = [0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
+
+/** The worker's metrics, registered once per registry (two workers in one process share them). */
+export const provisioningWorkerMetrics = perRegistry(
+  (registry: Metrics): WorkerMetrics => ({
+    batches: new Counter({
+      name: 'relais_provisioning_batches_total',
+      help: 'Provisioning batch attempts by result: sent, deferred, retried (transient), failed.',
+      labelNames: ['isp', 'result'],
+      registers: [registry],
+    }),
+    commands: new Counter({
+      name: 'relais_provisioning_command_results_total',
+      help: 'Command results the provisioning worker received, by outcome: applied, replayed, rejected, deferred.',
+      labelNames: ['isp', 'outcome'],
+      registers: [registry],
+    }),
+    failures: new Counter({
+      name: 'relais_provisioning_batch_failures_total',
+      help: 'Provisioning batch attempts that did not send the batch, by error code and result: retried (transient) or failed (for good).',
+      labelNames: ['isp', 'code', 'result'],
+      registers: [registry],
+    }),
+    rejections: new Counter({
+      name: 'relais_provisioning_rejections_total',
+      help: 'Commands the subscription server rejected for good, by error code.',
+      labelNames: ['isp', 'code'],
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'relais_provisioning_latency_seconds',
+      help: 'Time from a provisioning batch written to the outbox to its result recorded (sent, or failed for good).',
+      labelNames: ['isp', 'result'],
+      buckets: LATENCY_BUCKETS_S,
+      registers: [registry],
+    }),
+  }),
+);
+
+/** Seconds since the batch was written; the database stamped it, so real time, never the demo's. */
+function secondsSince(createdAt: Date): number {
+  return Math.max(0, (Date.now() - createdAt.getTime()) / 1000);
 }
 
 function toWire(command: ProvisioningCommand): WireCommand {
@@ -145,6 +182,8 @@ function plannedBackoffMs(job: Job): number {
 
 class BatchRun {
   private readonly m: WorkerMetrics;
+  /** Errors this run counted already (in `fail` or as a deferral), so the processor does not. */
+  private readonly counted = new WeakSet<object>();
 
   constructor(
     private readonly deps: ProvisioningWorkerDeps,
@@ -155,6 +194,16 @@ class BatchRun {
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
+  }
+
+  /** Whether the metrics already hold the attempt `err` ended. */
+  isCounted(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && this.counted.has(err);
+  }
+
+  private countedError<E>(err: E): E {
+    if (typeof err === 'object' && err !== null) this.counted.add(err);
+    return err;
   }
 
   /** Adds the delivery job of a batch with keys to hand over (deduplicated per batch). */
@@ -198,7 +247,7 @@ class BatchRun {
       }
     }
     if (failure !== undefined && results.length === 0) {
-      return this.fail(job, batch.attempts, failure, log);
+      return this.fail(job, batch, failure, log);
     }
 
     const sentMs = performance.now();
@@ -225,6 +274,7 @@ class BatchRun {
         continue;
       }
       if (result.outcome === 'rejected') {
+        this.m.rejections.inc({ isp: ispId, code: result.code ?? 'PROVISIONING_REJECTED' });
         refused.push({
           commandKey: command.key,
           subscriberId: command.subscriberId,
@@ -303,21 +353,24 @@ class BatchRun {
       await this.queueDelivery(ispId, batchId);
     }
     failure ??= recorded.failure;
-    if (failure !== undefined) return this.fail(job, batch.attempts, failure, log, true);
+    if (failure !== undefined) return this.fail(job, batch, failure, log, true);
     if (deferred > 0) {
       this.m.batches.inc({ isp: ispId, result: 'deferred' });
       log.warn(
         { deferred, code: deferredCode, attempt: job.attemptsMade + 1 },
         'provisioning batch deferred, retrying',
       );
-      throw new TransientError(
-        'PROVISIONING_OUT_OF_ORDER',
-        `${deferred} commands of batch ${batchId} wait for earlier versions of their subscribers`,
-        { batchId, deferred },
+      throw this.countedError(
+        new TransientError(
+          'PROVISIONING_OUT_OF_ORDER',
+          `${deferred} commands of batch ${batchId} wait for earlier versions of their subscribers`,
+          { batchId, deferred },
+        ),
       );
     }
 
     this.m.batches.inc({ isp: ispId, result: 'sent' });
+    this.m.latency.observe({ isp: ispId, result: 'sent' }, secondsSince(batch.createdAt));
     log.info(
       {
         commands: commands.length,
@@ -382,20 +435,25 @@ class BatchRun {
   /** Ends an attempt that could not finish: permanent → batch failed; transient → retried. */
   private async fail(
     job: Job<ProvisionBatchJob>,
-    attemptsSoFar: number,
+    batch: StoredBatch,
     err: unknown,
     log: Logger,
     isAttemptNoted = false,
   ): Promise<never> {
     const { ispId, batchId } = job.data;
+    const attemptsSoFar = batch.attempts;
+    const code = isRelaisError(err) ? err.code : 'INTERNAL';
     if (!isRetryable(err)) {
       await markBatchFailed(this.deps.db, ispId, batchId, errorText(err));
       this.m.batches.inc({ isp: ispId, result: 'failed' });
+      this.m.failures.inc({ isp: ispId, code, result: 'failed' });
+      this.m.latency.observe({ isp: ispId, result: 'failed' }, secondsSince(batch.createdAt));
       log.error({ err }, 'provisioning batch refused for good');
-      throw forQueue(err); // marked: the processor passes an UnrecoverableError on as is
+      throw this.countedError(forQueue(err)); // marked: the processor passes it on as is
     }
     if (!isAttemptNoted) await noteAttempt(this.deps.db, batchId, errorText(err));
     this.m.batches.inc({ isp: ispId, result: 'retried' });
+    this.m.failures.inc({ isp: ispId, code, result: 'retried' });
     log.warn({ err, attempt: job.attemptsMade + 1 }, 'provisioning batch not sent, retrying');
     const retryAfterMs = isRelaisError(err) ? err.context.retryAfterMs : undefined;
     const maxAttempts = job.opts.attempts ?? 1;
@@ -410,12 +468,13 @@ class BatchRun {
       await job.moveToDelayed(Date.now() + retryAfterMs, job.token);
       throw new DelayedError();
     }
-    throw err;
+    throw this.countedError(err);
   }
 }
 
 export function startProvisioningWorker(deps: ProvisioningWorkerDeps): ProvisioningWorker {
-  const run = new BatchRun(deps, workerMetrics(deps.metrics));
+  const metrics = provisioningWorkerMetrics(deps.metrics);
+  const run = new BatchRun(deps, metrics);
   const worker = new Worker<ProvisionBatchJob, BatchSummary>(
     QUEUE_NAMES.provisioning,
     async (job, token) => {
@@ -424,6 +483,11 @@ export function startProvisioningWorker(deps: ProvisioningWorkerDeps): Provision
         return await run.run(job);
       } catch (err) {
         if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+        if (!run.isCounted(err)) {
+          const result = isRetryable(err) ? 'retried' : 'failed';
+          const code = isRelaisError(err) ? err.code : 'INTERNAL';
+          metrics.failures.inc({ isp: job.data.ispId, code, result });
+        }
         // A bug or a config problem: the batch shows why, for the person who retries it.
         if (!isRetryable(err)) {
           await markBatchFailed(deps.db, job.data.ispId, job.data.batchId, errorText(err)).catch(
@@ -438,6 +502,7 @@ export function startProvisioningWorker(deps: ProvisioningWorkerDeps): Provision
       prefix: deps.prefix,
       concurrency: deps.concurrency ?? 3,
       settings: { backoffStrategy: BACKOFF_STRATEGY },
+      metrics: WORKER_METRICS,
     },
   );
   worker.on('failed', (job, err) => {
@@ -456,6 +521,7 @@ export function startProvisioningWorker(deps: ProvisioningWorkerDeps): Provision
     (err) => deps.log.warn({ err }, 'pending deliveries not queued again'),
   );
   return {
+    worker,
     async close() {
       await worker.close();
     },

@@ -11,12 +11,19 @@
  * can finish from: see docs/billing-outbox.md for each case.
  */
 import { basename } from 'node:path';
+import { Counter } from 'prom-client';
 import type { IspConfig } from '../../config/load.js';
 import { assertFileName } from '../../connectors/transports/inbox-names.js';
 import { hashFile } from '../../connectors/transports/local-files.js';
 import type { Db } from '../../platform/db.js';
-import { InternalError, RequestError, TransientError } from '../../platform/errors.js';
+import {
+  InternalError,
+  isRelaisError,
+  RequestError,
+  TransientError,
+} from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
+import { type Metrics, perRegistry } from '../../platform/metrics.js';
 import { BUSY, withNamedLock } from '../../platform/named-lock.js';
 import {
   advanceDelivery,
@@ -43,7 +50,28 @@ export interface OutboxDeps {
   lockWaitS?: number;
   /** SFTP connection details that are not ISP config (backoff, rename strategy). */
   sftp?: SftpOutboxOptions;
+  /** Counts each file's outcome and each failed delivery (`billingDeliveryMetrics`). */
+  metrics?: Metrics;
 }
+
+/**
+ * Invoice-line deliveries per ISP: files (and pushes, billing/export.ts) by outcome, failed
+ * attempts by error code. Channel `file` is an outbox file, `push` the ISP's HTTP endpoint.
+ */
+export const billingDeliveryMetrics = perRegistry((registry: Metrics) => ({
+  deliveries: new Counter({
+    name: 'relais_billing_deliveries_total',
+    help: 'Invoice-line deliveries by ISP, channel (file, push) and outcome: delivered, completed (an earlier attempt had placed the file), already-delivered.',
+    labelNames: ['isp', 'channel', 'outcome'] as const,
+    registers: [registry],
+  }),
+  failures: new Counter({
+    name: 'relais_billing_delivery_failures_total',
+    help: 'Invoice-line delivery attempts that failed, by ISP, channel and error code.',
+    labelNames: ['isp', 'channel', 'code'] as const,
+    registers: [registry],
+  }),
+}));
 
 /**
  * What happened to one file: `delivered` by this call; `already-delivered` by an earlier one
@@ -76,6 +104,26 @@ interface Run {
  *   when the outbox cannot be reached or written, or another delivery holds the lock.
  */
 export async function deliverFiles(
+  deps: OutboxDeps,
+  isp: IspConfig,
+  period: string,
+  files: readonly string[],
+): Promise<DeliveredFile[]> {
+  const metrics = deps.metrics ? billingDeliveryMetrics(deps.metrics) : undefined;
+  try {
+    const delivered = await deliverAll(deps, isp, period, files);
+    for (const file of delivered) {
+      metrics?.deliveries.inc({ isp: isp.id, channel: 'file', outcome: file.outcome });
+    }
+    return delivered;
+  } catch (err) {
+    const code = isRelaisError(err) ? err.code : 'INTERNAL';
+    metrics?.failures.inc({ isp: isp.id, channel: 'file', code });
+    throw err;
+  }
+}
+
+async function deliverAll(
   deps: OutboxDeps,
   isp: IspConfig,
   period: string,

@@ -1,10 +1,11 @@
 /**
- * `relais start [--role all|api|worker|scheduler]`: runs Relais until SIGINT or SIGTERM. The
- * all-in-one role suits one host; the others let api, workers and schedulers scale apart on
- * shared MySQL and Redis.
+ * `relais start [--role all|api|worker|scheduler] [--ops-port N]`: runs Relais until SIGINT or
+ * SIGTERM. The all-in-one role suits one host; the others let api, workers and schedulers
+ * scale apart on shared MySQL and Redis. The api serves /healthz, /readyz and /metrics on its
+ * own port; a worker or scheduler process serves them on its ops port.
  */
 import { createServer } from 'node:net';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfigOrThrow, type RelaisConfig } from '../../config/load.js';
 import type { Clock } from '../../platform/clock.js';
 import { Lifecycle } from '../../platform/lifecycle.js';
@@ -13,7 +14,16 @@ import { checkEvictionPolicy } from '../../platform/redis.js';
 import { type IntakeRuntime, openIntake } from '../intake-runtime.js';
 import { type LicensingRuntime, openLicensing, withServerUrl } from '../licensing-runtime.js';
 import { configOption } from '../output.js';
-import { ROLES, type Role, startApi, startScheduler, startWorkers } from '../roles.js';
+import { registerRelaisMetrics } from '../role-metrics.js';
+import {
+  ROLES,
+  type Role,
+  serviceReadiness,
+  startApi,
+  startOps,
+  startScheduler,
+  startWorkers,
+} from '../roles.js';
 import { assertMigrated, openServices, type Services } from '../services.js';
 
 export interface RunningRelais {
@@ -22,6 +32,8 @@ export interface RunningRelais {
   licensing: LicensingRuntime;
   /** Base URL of the api when this process runs it. */
   apiUrl?: string;
+  /** Base URL of the ops listener (/healthz, /readyz, /metrics) of a worker or scheduler. */
+  opsUrl?: string;
 }
 
 /** A port nobody listens on right now, for an api started with port 0. */
@@ -36,17 +48,27 @@ async function freePort(host: string): Promise<number> {
   return typeof address === 'object' && address ? address.port : 0;
 }
 
+export interface StartOptions {
+  port?: number;
+  opsPort?: number;
+  /** What dates business facts; the system clock unless the demo plays a month. */
+  clock?: Clock;
+  /** Run the role's schedules (default true); the demo plays them itself, on its clock. */
+  schedules?: boolean;
+}
+
 /**
  * Starts the given role in this process; the caller decides when to shut down. A `port`
  * given here (0: any free one) also becomes the server URL that links and the connector use,
- * unless relais.yaml names a server URL of its own.
+ * unless relais.yaml names a server URL of its own. `opsPort` (0: any free one) overrides
+ * `http.opsPort` for the ops listener of the worker and scheduler roles.
  */
 export async function startRelais(
   base: RelaisConfig,
   role: Role,
   log: Logger,
   lifecycle: Lifecycle,
-  options: { port?: number; clock?: Clock } = {},
+  options: StartOptions = {},
 ): Promise<RunningRelais> {
   let config = base;
   let port = options.port;
@@ -62,12 +84,33 @@ export async function startRelais(
   const runtime = await openIntake(services);
   const licensing = openLicensing(services);
   const running: RunningRelais = { services, runtime, licensing };
+  registerRelaisMetrics(services.metrics, runtime.queues);
+  // One list for the process: the api (role all) reads it per request, so the workers'
+  // checks added below count there too.
+  const readiness = serviceReadiness(services);
   if (role === 'all' || role === 'api')
-    running.apiUrl = await startApi(services, runtime, licensing, port);
-  if (role === 'all' || role === 'worker') await startWorkers(services, runtime, licensing);
-  if (role === 'all' || role === 'scheduler') await startScheduler(services, runtime, licensing);
-  log.info({ role, isps: [...config.isps.keys()], apiUrl: running.apiUrl }, 'relais started');
+    running.apiUrl = await startApi(services, runtime, licensing, port, readiness);
+  if (role === 'all' || role === 'worker')
+    readiness.push(...(await startWorkers(services, runtime, licensing)));
+  if ((role === 'all' || role === 'scheduler') && options.schedules !== false)
+    await startScheduler(services, runtime, licensing);
+  if (role === 'worker' || role === 'scheduler')
+    running.opsUrl = await startOps(services, readiness, options.opsPort);
+  else if (options.opsPort !== undefined)
+    log.warn({ role, opsPort: options.opsPort }, 'ops port ignored: the api serves /metrics');
+  log.info(
+    { role, isps: [...config.isps.keys()], apiUrl: running.apiUrl, opsUrl: running.opsUrl },
+    'relais started',
+  );
   return running;
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535) {
+    throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  }
+  return port;
 }
 
 export function registerStartCommand(program: Command): void {
@@ -76,14 +119,20 @@ export function registerStartCommand(program: Command): void {
     .addOption(
       new Option('-r, --role <role>', 'what this process runs').choices(ROLES).default('all'),
     )
-    .action(async (options: { config?: string; role: Role }) => {
+    .addOption(
+      new Option(
+        '--ops-port <port>',
+        'port of /healthz, /readyz, /metrics for a worker or scheduler (default http.opsPort; 0: any free port, logged)',
+      ).argParser(parsePort),
+    )
+    .action(async (options: { config?: string; role: Role; opsPort?: number }) => {
       const config = loadConfigOrThrow({ file: options.config });
       const { level, pretty } = config.deployment.log;
       const log = createLogger({ level, pretty });
       const lifecycle = new Lifecycle(log, config.deployment.shutdownTimeoutMs);
       lifecycle.installSignalHandlers();
       try {
-        await startRelais(config, options.role, log, lifecycle);
+        await startRelais(config, options.role, log, lifecycle, { opsPort: options.opsPort });
       } catch (err) {
         await lifecycle.shutdown('start-up failed');
         throw err;

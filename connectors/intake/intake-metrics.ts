@@ -1,25 +1,34 @@
 /**
- * Prometheus metrics of the intake, per ISP: feeds by outcome, records accepted and rejected,
- * the changes snapshots and deltas produced, and deliveries refused before a feed existed.
+ * Prometheus metrics of the intake, per ISP: feeds by outcome (and failed ones by code),
+ * records accepted and rejected, the changes snapshots and deltas produced, and deliveries
+ * refused before a feed existed.
  */
 import { Counter, Gauge } from 'prom-client';
-import type { Metrics } from '../../platform/metrics.js';
+import { perRegistry } from '../../platform/metrics.js';
 import type { FeedCounts } from '../feed-ledger.js';
 
 export interface IntakeMetrics {
   feedReceived(ispId: string, source: string, duplicate: boolean): void;
-  feedFinished(ispId: string, status: 'failed' | 'held'): void;
+  /** A feed refused (`failed`, with the error code that says why) or held for approval. */
+  feedFinished(ispId: string, status: 'failed' | 'held', code?: string): void;
   feedApplied(ispId: string, counts: FeedCounts): void;
   setHeld(ispId: string, count: number): void;
   /** A delivery refused before any feed existed: a push or a poll failing with `code`. */
   deliveryRefused(ispId: string, code: string): void;
 }
 
-export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
+/** The intake metrics of a registry, registered once however often this is called. */
+export const createIntakeMetrics = perRegistry((registry): IntakeMetrics => {
   const feeds = new Counter({
     name: 'relais_feeds_total',
     help: 'Feeds by ISP and outcome: received, duplicate, applied, held, failed.',
     labelNames: ['isp', 'status'],
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: 'relais_feed_failures_total',
+    help: 'Feeds refused, by ISP and error code (docs/errors.md).',
+    labelNames: ['isp', 'code'],
     registers: [registry],
   });
   const records = new Counter({
@@ -53,8 +62,9 @@ export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
     feedReceived(isp, _source, duplicate) {
       feeds.inc({ isp, status: duplicate ? 'duplicate' : 'received' });
     },
-    feedFinished(isp, status) {
+    feedFinished(isp, status, code) {
       feeds.inc({ isp, status });
+      if (status === 'failed') failures.inc({ isp, code: code ?? 'INTERNAL' });
     },
     feedApplied(isp, counts) {
       feeds.inc({ isp, status: 'applied' });
@@ -68,4 +78,4 @@ export function createIntakeMetrics(registry: Metrics): IntakeMetrics {
       held.set({ isp }, count);
     },
   };
-}
+});

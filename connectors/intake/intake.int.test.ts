@@ -322,9 +322,12 @@ describe('refused files', () => {
       .connectorDb('subscribers')
       .where({ isp_id: ispId })
       .count({ n: '*' });
+    const failures = { isp: ispId, code };
+    const failedBefore = (await metricValue('relais_feed_failures_total', failures)) ?? 0;
     const feedId = await intake.ingest(ispId, name, bytes);
     const feed = await intake.ledger.get(feedId);
     expect(feed).toMatchObject({ status: 'failed', errorCode: code });
+    expect(await metricValue('relais_feed_failures_total', failures)).toBe(failedBefore + 1);
     expect(feed?.errorMessage).toContain(name);
     expect(
       await ctx().connectorDb('subscribers').where({ isp_id: ispId }).count({ n: '*' }),

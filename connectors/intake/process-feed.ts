@@ -120,7 +120,7 @@ export async function processFeed(
       decision.message = `${feed.name}: ${decision.message}`;
       await deps.ledger.markFailed(feed.id, { ...decision, counts });
       log.warn({ code: decision.code, rejected, records: read.records }, 'feed refused');
-      deps.metrics?.feedFinished(isp.id, 'failed');
+      deps.metrics?.feedFinished(isp.id, 'failed', decision.code);
       return {
         status: 'failed',
         counts,
@@ -167,7 +167,7 @@ export async function processFeed(
     if (!(err instanceof IspDataError)) throw err;
     await deps.ledger.markFailed(feed.id, refusal(err.code, err.message));
     log.warn({ code: err.code, context: err.context }, 'feed refused');
-    deps.metrics?.feedFinished(isp.id, 'failed');
+    deps.metrics?.feedFinished(isp.id, 'failed', err.code);
     return { status: 'failed', counts: zeroCounts(), errorCode: err.code, message: err.message };
   } finally {
     read?.rejects.dispose();

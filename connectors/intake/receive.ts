@@ -8,6 +8,7 @@ import { crashPoint } from '../../platform/crash-points.js';
 import type { Logger } from '../../platform/logger.js';
 import type { Feed, FeedLedger, FeedSource } from '../feed-ledger.js';
 import type { FeedFiles, HashedFile } from './feed-files.js';
+import type { IntakeMetrics } from './intake-metrics.js';
 
 export interface ReceiveRequest {
   ispId: string;
@@ -25,7 +26,7 @@ export interface Received {
 }
 
 export async function receiveFeed(
-  deps: { ledger: FeedLedger; files: FeedFiles; log: Logger },
+  deps: { ledger: FeedLedger; files: FeedFiles; log: Logger; metrics?: IntakeMetrics },
   request: ReceiveRequest,
 ): Promise<Received> {
   const staging = deps.files.stagingPath(request.ispId);
@@ -59,6 +60,7 @@ export async function receiveFeed(
     const message = `${request.name} is empty (0 bytes)`;
     await deps.ledger.markFailed(received.feed.id, { code: 'FEED_ZERO_BYTES', message });
     log.warn({ code: 'FEED_ZERO_BYTES' }, 'feed refused');
+    deps.metrics?.feedFinished(request.ispId, 'failed', 'FEED_ZERO_BYTES');
     return {
       feed: {
         ...received.feed,

@@ -14,13 +14,15 @@ export interface StoredBatch {
   /** The encoded commands (mappings/provisioning-command.ts). */
   commands: string;
   attempts: number;
+  /** When the intake wrote the batch to the outbox. */
+  createdAt: Date;
 }
 
 const LAST_ERROR_CHARS = 255;
 
 export async function loadBatch(db: Db, batchId: number): Promise<StoredBatch | undefined> {
   const row = await db('provisioning_batches')
-    .select('id', 'isp_id', 'state', 'commands', 'attempts')
+    .select('id', 'isp_id', 'state', 'commands', 'attempts', 'created_at')
     .where({ id: batchId })
     .first();
   if (!row) return undefined;
@@ -30,6 +32,7 @@ export async function loadBatch(db: Db, batchId: number): Promise<StoredBatch | 
     state: row.state,
     commands: row.commands,
     attempts: Number(row.attempts),
+    createdAt: new Date(row.created_at),
   };
 }
 
