@@ -21,8 +21,9 @@ import type { Writable } from 'node:stream';
 import { Decimal } from 'decimal.js';
 import type { IspConfig } from '../config/load.js';
 import type { Db } from '../platform/db.js';
-import { InternalError } from '../platform/errors.js';
+import { InternalError, isRelaisError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import type { IspInvoiceLine, VendorRatedLine } from './invoice-line.js';
 import { pushInvoiceLines } from './invoice-lines/http-push.js';
 import {
@@ -33,7 +34,12 @@ import {
   writeInvoiceLines,
 } from './invoice-lines/registry.js';
 import { mapToCustomerRefs } from './map-back.js';
-import { type DeliveredFile, deliverFiles, type OutboxDeps } from './outbox/deliver.js';
+import {
+  billingDeliveryMetrics,
+  type DeliveredFile,
+  deliverFiles,
+  type OutboxDeps,
+} from './outbox/deliver.js';
 import { advanceDelivery, findDelivery, startDelivery } from './outbox/delivery-ledger.js';
 
 /** What the connector needs of the subscription server: `queue/billing-client.ts`. */
@@ -49,7 +55,24 @@ export interface ExportDeps {
   source: ClosedPeriodSource;
   now?: () => Date;
   outbox?: Pick<OutboxDeps, 'sftp' | 'lockWaitS'>;
+  /** Counts deliveries and failed ones (`relais_billing_deliveries_total`, docs/metrics.md). */
+  metrics?: Metrics;
 }
+
+export interface ExportProgress {
+  /** Invoice lines written or pushed so far. */
+  lines: number;
+  /** Lines of the closed period, from the server's summary. */
+  total: number;
+}
+
+export interface ExportOptions {
+  /** Called every {@link PROGRESS_EVERY_LINES} lines and once at the end. */
+  onProgress?: (progress: ExportProgress) => void;
+}
+
+/** How often `onProgress` is called: often enough for a bar, rarely enough to cost nothing. */
+export const PROGRESS_EVERY_LINES = 5_000;
 
 export interface ExportResult {
   ispId: string;
@@ -69,16 +92,21 @@ export async function exportInvoiceLines(
   deps: ExportDeps,
   isp: IspConfig,
   period: string,
+  options: ExportOptions = {},
 ): Promise<ExportResult> {
   const { settings, ctx } = invoiceLinesFor(isp, period);
   const log = deps.log.child({ isp: isp.id, period });
   const summary = await deps.source.summary(isp.id, period);
-  const lines = () =>
+  const mapped = () =>
     mapToCustomerRefs(deps.db, isp.id, deps.source.lines(isp.id, period, summary.lineCount));
+  const onProgress = options.onProgress;
+  const lines = onProgress ? () => counted(mapped(), summary.lineCount, onProgress) : mapped;
 
   if (!isInvoiceFile(settings)) {
+    const metrics = deps.metrics ? billingDeliveryMetrics(deps.metrics) : undefined;
     const pushed = await findDelivery(deps.db, isp.id, period, PUSH_LEDGER_NAME);
     if (pushed?.status === 'delivered') {
+      metrics?.deliveries.inc({ isp: isp.id, channel: 'push', outcome: 'already-delivered' });
       log.info('invoice lines were pushed before; nothing to do');
       return {
         ispId: isp.id,
@@ -89,7 +117,13 @@ export async function exportInvoiceLines(
       };
     }
     const digest = new LineDigest();
-    const result = await pushInvoiceLines(settings, digest.through(lines()), ctx, { log });
+    const result = await pushInvoiceLines(settings, digest.through(lines()), ctx, { log }).catch(
+      (err: unknown) => {
+        const code = isRelaisError(err) ? err.code : 'INTERNAL';
+        metrics?.failures.inc({ isp: isp.id, channel: 'push', code });
+        throw err;
+      },
+    );
     checkAgainstSummary(isp.id, period, result.lines, result.totalAmount, summary);
     const now = (deps.now ?? (() => new Date()))();
     const row =
@@ -107,6 +141,7 @@ export async function exportInvoiceLines(
         now,
       ));
     await advanceDelivery(deps.db, row.id, 'delivered', now);
+    metrics?.deliveries.inc({ isp: isp.id, channel: 'push', outcome: 'delivered' });
     log.info({ lines: result.lines, chunks: result.chunks }, 'invoice lines pushed');
     return {
       ispId: isp.id,
@@ -125,7 +160,7 @@ export async function exportInvoiceLines(
   );
   checkAgainstSummary(isp.id, period, written.lines, written.totalAmount, summary);
   const delivered = await deliverFiles(
-    { db: deps.db, log, now: deps.now, ...deps.outbox },
+    { db: deps.db, log, now: deps.now, metrics: deps.metrics, ...deps.outbox },
     isp,
     period,
     [path],
@@ -176,6 +211,20 @@ async function writeAtomically(
     await rm(temp, { force: true });
     throw err;
   }
+}
+
+/** Passes lines through, reporting their count every {@link PROGRESS_EVERY_LINES} and at the end. */
+async function* counted(
+  lines: AsyncIterable<IspInvoiceLine>,
+  total: number,
+  onProgress: (progress: ExportProgress) => void,
+): AsyncGenerator<IspInvoiceLine> {
+  let n = 0;
+  for await (const line of lines) {
+    yield line;
+    if (++n % PROGRESS_EVERY_LINES === 0) onProgress({ lines: n, total });
+  }
+  onProgress({ lines: n, total });
 }
 
 /** A checksum of what a push sent, line id and amount per line, for the ledger. */

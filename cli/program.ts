@@ -16,8 +16,10 @@ import { registerIngestCommand } from './commands/ingest.js';
 import { registerMigrateCommand } from './commands/migrate.js';
 import { registerPeriodCommand } from './commands/period.js';
 import { registerPollCommand } from './commands/poll.js';
+import { registerQueueCommands } from './commands/queue.js';
 import { registerReconcileCommand } from './commands/reconcile.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerSubscribersCommand } from './commands/subscribers.js';
 import { describeError, EXIT_OK, ExitRequest, exitCodeFor } from './exit.js';
 
@@ -43,6 +45,8 @@ export function buildProgram(): Command {
   registerPeriodCommand(program);
   registerBillingCommands(program);
   registerReconcileCommand(program);
+  registerStatusCommand(program);
+  registerQueueCommands(program);
   registerClientCommand(program);
   registerSubscribersCommand(program);
   registerDemoCommand(program);

@@ -24,6 +24,7 @@ import {
   reconcilePeriod,
   reconciliationSettingsOf,
 } from '../billing/reconciliation/reconcile.js';
+import { recordReconciliationRun } from '../billing/reconciliation/runs.js';
 import type { IspConfig, RelaisConfig } from '../config/load.js';
 import { periodOf, previousPeriod } from '../licensing/periods.js';
 import type { Db } from '../platform/db.js';
@@ -113,6 +114,8 @@ export async function reconcileIsp(
           deps.source.lines(isp.id, period, summary.lineCount),
         ),
       });
+      // Recorded before the marker: a crash between the two reconciles again and replaces it.
+      await recordReconciliationRun(deps.db, reconciled);
       mkdirSync(join(isp.workDir, 'reconciliation', period), { recursive: true });
       writeFileSync(
         markerOf(isp, period),

@@ -12,6 +12,7 @@ import { RequestError } from '../../platform/errors.js';
 import { withServices } from '../command-context.js';
 import { billingClientFor } from '../licensing-runtime.js';
 import { configOption, out, requirePeriod } from '../output.js';
+import { progressBar } from '../progress.js';
 
 export function registerBillingCommands(program: Command): void {
   const billing = program.command('billing').description('month-end outputs for the ISPs');
@@ -30,11 +31,18 @@ export function registerBillingCommands(program: Command): void {
         const isp = config.isps.get(options.isp);
         if (!isp) throw new RequestError('ISP_UNKNOWN', `no ISP ${options.isp} in this deployment`);
         const source = billingClientFor(config, openKeystore(config.deployment.signing.keysDir));
-        const result = await exportInvoiceLines(
-          { db: services.connectorDb, log: services.log, source },
-          isp,
-          options.period,
-        );
+        const bar = progressBar(!options.json);
+        let result: Awaited<ReturnType<typeof exportInvoiceLines>>;
+        try {
+          result = await exportInvoiceLines(
+            { db: services.connectorDb, log: services.log, source },
+            isp,
+            options.period,
+            { onProgress: (p) => bar.update(p.lines, p.total, `exporting ${options.period}`) },
+          );
+        } finally {
+          bar.stop();
+        }
         if (options.json) {
           out(JSON.stringify(result));
           return;

@@ -14,11 +14,13 @@ import {
   reconcilePeriod,
   reconciliationSettingsOf,
 } from '../../billing/reconciliation/reconcile.js';
+import { recordReconciliationRun } from '../../billing/reconciliation/runs.js';
 import { ConfigError } from '../../platform/errors.js';
 import { vendorLinesFor } from '../billing-lines.js';
 import { withServices } from '../command-context.js';
 import { EXIT_USAGE, ExitRequest } from '../exit.js';
 import { configOption, out, requirePeriod } from '../output.js';
+import { progressBar } from '../progress.js';
 
 interface ReconcileOptions {
   config?: string;
@@ -54,17 +56,31 @@ export function registerReconcileCommand(program: Command): void {
           const source = file
             ? { path: resolve(file), fileName: basename(file) }
             : await fetchNewestExport(isp, settings.source, downloads, services.log);
-          const result = await reconcilePeriod(
-            { db: services.connectorDb, log: services.log, metrics: services.metrics },
-            {
-              isp,
-              period: options.period,
-              file: source.path,
-              fileName: source.fileName,
-              // Wired by the billing client: the vendor's rated lines of the period.
-              vendorLines: vendorLinesFor(services, isp, options.period),
-            },
-          );
+          // The export's length is unknown until read: the bar counts lines, then refs.
+          const bar = progressBar(!options.json);
+          let result: Awaited<ReturnType<typeof reconcilePeriod>>;
+          try {
+            result = await reconcilePeriod(
+              { db: services.connectorDb, log: services.log, metrics: services.metrics },
+              {
+                isp,
+                period: options.period,
+                file: source.path,
+                fileName: source.fileName,
+                // Wired by the billing client: the vendor's rated lines of the period.
+                vendorLines: vendorLinesFor(services, isp, options.period),
+                onProgress: (p) =>
+                  bar.update(
+                    p.count,
+                    p.count,
+                    p.phase === 'reading' ? 'reading export lines' : 'matching refs',
+                  ),
+              },
+            );
+          } finally {
+            bar.stop();
+          }
+          await recordReconciliationRun(services.connectorDb, result);
           if (options.json) {
             out(JSON.stringify(result));
             return;

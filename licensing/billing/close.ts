@@ -25,10 +25,10 @@
  */
 import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
-import { Counter } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import { retryLockConflicts as retryDb } from '../../platform/db.js';
 import { ConfigError, InternalError, isRelaisError, RequestError } from '../../platform/errors.js';
-import type { Metrics } from '../../platform/metrics.js';
+import { type Metrics, perRegistry } from '../../platform/metrics.js';
 import { sqlLiteral } from '../../platform/sql-literal.js';
 import { type LicensingDeps, servedIsp } from '../context.js';
 import { PERIOD_PATTERN, periodBounds, shiftPeriod } from '../periods.js';
@@ -119,7 +119,8 @@ interface CloseRow {
 
 const linesByRegistry = new WeakMap<Metrics, Counter<'isp' | 'kind'>>();
 
-function linesCounter(registry: Metrics): Counter<'isp' | 'kind'> {
+/** The rated-lines counter of a registry, registered once. */
+export function linesCounter(registry: Metrics): Counter<'isp' | 'kind'> {
   let found = linesByRegistry.get(registry);
   if (!found) {
     found = new Counter({
@@ -132,6 +133,29 @@ function linesCounter(registry: Metrics): Counter<'isp' | 'kind'> {
   }
   return found;
 }
+
+/** Closes by outcome and how long the ones that froze lines took, per ISP. */
+export const closeMetrics = perRegistry((registry: Metrics) => ({
+  closes: new Counter({
+    name: 'relais_billing_closes_total',
+    help: 'Billing period close runs by ISP and outcome: closed (this run froze the period), already-closed, failed.',
+    labelNames: ['isp', 'outcome'] as const,
+    registers: [registry],
+  }),
+  failures: new Counter({
+    name: 'relais_billing_close_failures_total',
+    help: 'Billing period close runs that failed, by ISP and error code.',
+    labelNames: ['isp', 'code'] as const,
+    registers: [registry],
+  }),
+  seconds: new Histogram({
+    name: 'relais_billing_close_duration_seconds',
+    help: 'Duration of the billing close runs that closed a period (a resumed close counts its last run only).',
+    labelNames: ['isp'] as const,
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [registry],
+  }),
+}));
 
 // ---------------------------------------------------------------------------------------------
 // Periods
@@ -647,6 +671,23 @@ async function summarise(
   };
 }
 
+/**
+ * Distinct licences with a charge line in the period, kept in `billing_closes.licences` for the
+ * operations overview (api/admin/overview.ts), which must not count rated lines per page view.
+ */
+export async function billableLicences(
+  db: Knex | Knex.Transaction,
+  ispId: string,
+  period: string,
+): Promise<number> {
+  const [found] = await rows<{ n: number | string }>(
+    db,
+    "SELECT COUNT(DISTINCT licence_id) AS n FROM rated_lines WHERE isp_id = ? AND period = ? AND kind = 'charge'",
+    [ispId, period],
+  );
+  return Number(found?.n ?? 0);
+}
+
 /** Removes an unfinished close, so a rerun starts afresh (after a price was added). */
 async function resetClose(deps: LicensingDeps, ispId: string, period: string): Promise<void> {
   await deps.db.transaction(async (trx) => {
@@ -669,6 +710,28 @@ export async function closeBillingPeriod(
   ispId: string,
   period: string,
   options: CloseOptions = {},
+): Promise<CloseResult> {
+  const metrics = closeMetrics(deps.metrics);
+  const startedMs = performance.now();
+  try {
+    const result = await runClose(deps, ispId, period, options);
+    metrics.closes.inc({ isp: ispId, outcome: result.outcome });
+    if (result.outcome === 'closed') {
+      metrics.seconds.observe({ isp: ispId }, (performance.now() - startedMs) / 1000);
+    }
+    return result;
+  } catch (err) {
+    metrics.closes.inc({ isp: ispId, outcome: 'failed' });
+    metrics.failures.inc({ isp: ispId, code: isRelaisError(err) ? err.code : 'INTERNAL' });
+    throw err;
+  }
+}
+
+async function runClose(
+  deps: LicensingDeps,
+  ispId: string,
+  period: string,
+  options: CloseOptions,
 ): Promise<CloseResult> {
   const isp = servedIsp(deps, ispId);
   if (!PERIOD_PATTERN.test(period)) {
@@ -828,6 +891,7 @@ export async function closeBillingPeriod(
             status: 'closed',
             line_count: summary.lineCount,
             summary: JSON.stringify(summary),
+            licences: await billableLicences(trx, ispId, period),
             closed_at: closedAt,
           });
         return {
