@@ -43,7 +43,7 @@ export function sampleDrops(isp: IspConfig, samplesDir: string): SampleDrop[] {
 }
 
 /** Copies a file into an inbox under a temporary name, then renames it, as an ISP should. */
-function deliver(from: string, inbox: string, name: string): void {
+export function deliver(from: string, inbox: string, name: string): void {
   mkdirSync(inbox, { recursive: true });
   const temp = join(inbox, `.${name}.part`);
   copyFileSync(from, temp);
@@ -65,8 +65,10 @@ function feedLine(feed: Feed): string {
   }
 }
 
-async function reportPoll(running: RunningRelais, result: PollResult): Promise<void> {
+/** Prints what each received file became; returns the feeds held for approval. */
+async function reportPoll(running: RunningRelais, result: PollResult): Promise<Feed[]> {
   const { ledger } = running.runtime;
+  const held: Feed[] = [];
   for (const received of [...result.received, ...result.settled]) {
     const feed = (await ledger.get(received.feedId)) as Feed;
     if (feed.status === 'duplicate') {
@@ -77,6 +79,7 @@ async function reportPoll(running: RunningRelais, result: PollResult): Promise<v
     }
     out(`     ${received.name} -> ${feed.id}`);
     out(`       ${feedLine(feed)}`);
+    if (feed.status === 'held') held.push(feed);
     if (feed.rejected > 0) {
       const dir = join(running.services.config.isps.get(feed.ispId)?.workDir ?? '', 'outbox');
       out(`       rejects returned to the ISP in ${join(dir, 'rejects')}`);
@@ -86,44 +89,80 @@ async function reportPoll(running: RunningRelais, result: PollResult): Promise<v
     }
   }
   for (const skipped of result.skipped) out(`     ${skipped.name}: not taken (${skipped.reason})`);
+  return held;
 }
 
-/** Plays every ISP's samples, round by round. */
-export async function playSampleFeeds(running: RunningRelais, samplesDir: string): Promise<void> {
+/** One ISP's export of one day. */
+export interface DayDrop {
+  isp: IspConfig;
+  drop: SampleDrop;
+}
+
+/** The day a sample export is dated with: the first YYYYMMDD in its name. */
+export function dayOf(name: string): string | undefined {
+  const match = /(20\d{2})(\d{2})(\d{2})/.exec(name);
+  return match ? `${match[1]}-${match[2]}-${match[3]}` : undefined;
+}
+
+/**
+ * Every ISP's sample exports grouped by the day their names carry, days in order; within a day
+ * the ISPs come in id order. Exports without a date in their name are not played.
+ */
+export function sampleDays(isps: readonly IspConfig[], samplesDir: string): Map<string, DayDrop[]> {
+  const days = new Map<string, DayDrop[]>();
+  for (const isp of [...isps].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (!isp.enabled || isp.intake.transport.type !== 'local') continue;
+    for (const drop of sampleDrops(isp, samplesDir)) {
+      const day = dayOf(drop.files[0] as string);
+      if (day) days.set(day, [...(days.get(day) ?? []), { isp, drop }]);
+    }
+  }
+  return new Map([...days].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * Drops each export of one day into its ISP's inbox and has the feeds worker poll it; returns
+ * the feeds held for approval.
+ */
+export async function playDay(
+  running: RunningRelais,
+  drops: readonly DayDrop[],
+  samplesDir: string,
+): Promise<Feed[]> {
   const { config, log } = running.services;
-  const isps = [...config.isps.values()].filter(
-    (isp) => isp.enabled && isp.intake.transport.type === 'local',
-  );
-  const drops = new Map(isps.map((isp) => [isp.id, sampleDrops(isp, samplesDir)]));
-  const rounds = Math.max(0, ...[...drops.values()].map((d) => d.length));
+  const held: Feed[] = [];
   const connection = await connectRedis(config.deployment.redis, 'worker', log);
   const events = new QueueEvents('feeds', { connection, prefix: config.deployment.redis.prefix });
   try {
     await events.waitUntilReady();
-    for (let round = 0; round < rounds; round++) {
-      out(`   round ${round + 1}: the ISPs drop their next export`);
-      for (const isp of isps) {
-        const drop = drops.get(isp.id)?.[round];
-        const transport = isp.intake.transport;
-        if (!drop || transport.type !== 'local') continue;
-        const inbox = transport.inbox ?? join(isp.workDir, 'inbox'); // resolved by the loader
-        for (const name of drop.files) deliver(join(samplesDir, isp.id, name), inbox, name);
-        out(`   - ${isp.id}: ${drop.files.join(' + ')} into its inbox; poll`);
-        const job = await running.runtime.queues.feeds.add(
-          JOB_NAMES.pollIsp,
-          { ispId: isp.id },
-          { jobId: `demo-poll-${isp.id}-${newId('run')}`, attempts: 1 },
-        );
-        const result = (await job.waitUntilFinished(events, POLL_TIMEOUT_MS)) as
-          | PollResult
-          | { busy: true };
-        if ('busy' in result)
-          out('     another process is polling this ISP; it will take the file');
-        else await reportPoll(running, result);
-      }
+    for (const { isp, drop } of drops) {
+      const transport = isp.intake.transport;
+      if (transport.type !== 'local') continue;
+      const inbox = transport.inbox ?? join(isp.workDir, 'inbox'); // resolved by the loader
+      for (const name of drop.files) deliver(join(samplesDir, isp.id, name), inbox, name);
+      out(`   - ${isp.id}: ${drop.files.join(' + ')} into its inbox; poll`);
+      const job = await running.runtime.queues.feeds.add(
+        JOB_NAMES.pollIsp,
+        { ispId: isp.id },
+        { jobId: `demo-poll-${isp.id}-${newId('run')}`, attempts: 1 },
+      );
+      const result = (await job.waitUntilFinished(events, POLL_TIMEOUT_MS)) as
+        | PollResult
+        | { busy: true };
+      if ('busy' in result) out('     another process is polling this ISP; it will take the file');
+      else held.push(...(await reportPoll(running, result)));
     }
   } finally {
     await events.close();
     connection.disconnect();
   }
+  return held;
+}
+
+/** An operator's look at a held snapshot, then `relais feeds approve`. */
+export async function approveHeld(running: RunningRelais, feed: Feed): Promise<void> {
+  out(`   ${feed.ispId} ${feed.name}: held, ${feed.errorMessage}`);
+  out('   the ISP confirms these customers left; the operator runs relais feeds approve:');
+  const { feed: applied } = await running.runtime.intake.approve(feed.id);
+  out(`     ${applied.id} ${feedLine(applied)}`);
 }
