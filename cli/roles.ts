@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { activationRoutes } from '../api/activation.routes.js';
+import { adminRoutes } from '../api/admin.routes.js';
 import { billingRoutes } from '../api/billing.routes.js';
 import { downloadRoutes } from '../api/download.routes.js';
 import { feedPushRoutes } from '../api/feed-push.routes.js';
@@ -11,13 +12,15 @@ import { provisioningRoutes } from '../api/provisioning.routes.js';
 import { buildApi } from '../api/server.js';
 import { subscriberRoutes } from '../api/subscriber.routes.js';
 import { vendorDocumentsHook } from '../licensing/billing/month-end.js';
-import { databaseCheck, redisCheck } from '../platform/readiness.js';
+import { queueStallCheck, workerCheck } from '../platform/queue-readiness.js';
+import { databaseCheck, type ReadinessCheck, redisCheck } from '../platform/readiness.js';
 import { connectRedis } from '../platform/redis.js';
 import { startBillingCloseScheduler } from '../queue/billing-close.scheduler.js';
 import { startBillingExportScheduler } from '../queue/billing-export.scheduler.js';
 import { startDeliveryWorker } from '../queue/delivery.worker.js';
 import { startFeedsWorker } from '../queue/feeds.worker.js';
 import { startProvisioningWorker } from '../queue/provisioning.worker.js';
+import { queueList } from '../queue/queue-metrics.js';
 import { startReconciliationScheduler } from '../queue/reconciliation.scheduler.js';
 import { startRenewalScheduler } from '../queue/renewal.scheduler.js';
 import { startScheduler as startIntakeScheduler } from '../queue/scheduler.js';
@@ -52,15 +55,39 @@ function apiRoutes(
     await app.register(subscriberRoutes, { deps });
     await app.register(billingRoutes, { deps });
   };
-  return [push, server];
+  const admin: FastifyPluginAsync = async (app) => {
+    await app.register(adminRoutes, {
+      config,
+      metrics: services.metrics,
+      connectorDb: services.connectorDb,
+      licensingDb: services.licensingDb,
+      queues: [runtime.queues.feeds, runtime.queues.provisioning, runtime.queues.delivery],
+      now: () => services.clock.now(),
+    });
+  };
+  return [push, server, admin];
 }
 
-/** Starts the api; returns its base URL. `port` overrides the configured one. */
+/** What every role needs to work: both databases migrated and Redis answering. */
+export function serviceReadiness(services: Services): ReadinessCheck[] {
+  return [
+    databaseCheck(services.connectorDb, 'connector'),
+    databaseCheck(services.licensingDb, 'licensing'),
+    redisCheck(services.redis),
+  ];
+}
+
+/**
+ * Starts the api; returns its base URL. `port` overrides the configured one. `/readyz` runs
+ * the checks in `readiness` as the array holds them at each request, so a caller may add the
+ * workers' checks after the api started (role all).
+ */
 export async function startApi(
   services: Services,
   runtime: IntakeRuntime,
   licensing: LicensingRuntime,
   port?: number,
+  readiness: ReadinessCheck[] = serviceReadiness(services),
 ): Promise<string> {
   const { http } = services.config.deployment;
   const app = await buildApi({
@@ -68,26 +95,52 @@ export async function startApi(
     metrics: services.metrics,
     bodyLimitBytes: http.bodyLimitBytes,
     trustProxy: http.trustProxy,
-    readiness: [
-      databaseCheck(services.connectorDb, 'connector'),
-      databaseCheck(services.licensingDb, 'licensing'),
-      redisCheck(services.redis),
-    ],
+    readiness,
     routes: apiRoutes(services, runtime, licensing),
   });
   await app.listen({ host: http.host, port: port ?? http.port });
   services.lifecycle.onShutdown('api', () => app.close());
-  const address = app.server.address();
-  const actualPort = typeof address === 'object' && address ? address.port : http.port;
-  return `http://${http.host}:${actualPort}`;
+  return listeningUrl(app.server.address(), http.host, port ?? http.port);
 }
 
-/** Starts the queue workers of every capability on one blocking connection. */
+function listeningUrl(address: unknown, host: string, fallbackPort: number): string {
+  const actual = address as { port?: number } | null;
+  return `http://${host}:${actual?.port ?? fallbackPort}`;
+}
+
+/**
+ * The ops listener of a worker or scheduler process: /healthz, /readyz and /metrics only, on
+ * `http.host` and `port` (default `http.opsPort`; 0: any free port), so Prometheus scrapes
+ * the metrics these processes record and a supervisor probes them. Returns its base URL.
+ */
+export async function startOps(
+  services: Services,
+  readiness: ReadinessCheck[],
+  port?: number,
+): Promise<string> {
+  const { http } = services.config.deployment;
+  const app = await buildApi({
+    log: services.log,
+    metrics: services.metrics,
+    bodyLimitBytes: http.bodyLimitBytes,
+    readiness,
+  });
+  await app.listen({ host: http.host, port: port ?? http.opsPort });
+  services.lifecycle.onShutdown('ops', () => app.close());
+  const url = listeningUrl(app.server.address(), http.host, port ?? http.opsPort);
+  services.log.info({ opsUrl: url }, 'ops listener started');
+  return url;
+}
+
+/**
+ * Starts the queue workers of every capability on one blocking connection. Returns their
+ * readiness checks: each queue they consume is not stalled, each local worker runs.
+ */
 export async function startWorkers(
   services: Services,
   runtime: IntakeRuntime,
   licensing: LicensingRuntime,
-): Promise<void> {
+): Promise<ReadinessCheck[]> {
   const { config, log, metrics } = services;
   const connection = await connectRedis(config.deployment.redis, 'worker', log);
   const { prefix } = config.deployment.redis;
@@ -111,6 +164,7 @@ export async function startWorkers(
     metrics,
     connection,
     prefix,
+    now: () => services.clock.now(),
   });
   const delivery = startDeliveryWorker({
     config,
@@ -120,6 +174,7 @@ export async function startWorkers(
     metrics,
     connection,
     prefix,
+    now: () => services.clock.now(),
     report: (ispId, delivered) =>
       client.reportDeliveries(ispId, {
         deliveries: delivered.map((d) => ({ ...d, deliveredAt: d.deliveredAt.toISOString() })),
@@ -129,6 +184,11 @@ export async function startWorkers(
     await Promise.all([feeds.close(), provisioning.close(), delivery.close()]);
     connection.disconnect();
   });
+  const { stalledQueueAfterS } = config.deployment.health;
+  return [
+    ...queueList(runtime.queues).map((queue) => queueStallCheck(queue, stalledQueueAfterS)),
+    ...[feeds, provisioning.worker, delivery.worker].map(workerCheck),
+  ];
 }
 
 /**
@@ -161,6 +221,7 @@ export async function startScheduler(
     config: services.config,
     db: services.connectorDb,
     log: services.log,
+    metrics: services.metrics,
     source: licensing.billing,
   });
   const reconciliation = startReconciliationScheduler({

@@ -5,7 +5,9 @@
  * that holds `relais.yaml`.
  */
 import { z } from 'zod';
+import { adminSchema } from './admin-schema.js';
 import { port, secretString } from './fields.js';
+import { healthSchema } from './health-schema.js';
 import { serverSchema } from './licensing-schema.js';
 import { vendorBillingSchema } from './vendor-billing-schema.js';
 
@@ -70,8 +72,13 @@ export const httpSchema = z
         'Largest JSON body the api accepts, in bytes. Feed pushes have their own cap per ISP.',
       ),
     trustProxy: z.boolean().default(false).describe('Trust X-Forwarded-For from a reverse proxy.'),
+    opsPort: port
+      .default(9464)
+      .describe(
+        'Port of the ops listener (/healthz, /readyz, /metrics) of worker and scheduler processes, on http.host; the api serves those on http.port. relais start --ops-port overrides it.',
+      ),
   })
-  .describe('The api listener.');
+  .describe('The api listener, and the ops listener of worker and scheduler processes.');
 
 export const pathsSchema = z
   .strictObject({
@@ -119,6 +126,8 @@ export const deploymentSchema = z
     log: logSchema.prefault({}),
     server: serverSchema.prefault({}),
     billing: vendorBillingSchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    health: healthSchema.prefault({}),
     shutdownTimeoutMs: z
       .int()
       .min(100)

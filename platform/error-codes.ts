@@ -418,6 +418,25 @@ export const ERROR_CODES = {
       "A customer cannot be erased just now: the ISP's intake is applying a feed, or the customer's subscribe has not reached the subscription server yet.",
     action: 'Run the erasure again in a few minutes; nothing was erased.',
   },
+  ADMIN_NOT_CONFIGURED: {
+    httpStatus: 404,
+    meaning: 'The admin pages are off: relais.yaml lists no admin user.',
+    action:
+      'Add a user under admin.users in relais.yaml (name, role viewer or operator, password as ${VAR}) and restart the api; see docs/admin.md.',
+  },
+  ADMIN_UNAUTHORIZED: {
+    httpStatus: 401,
+    meaning:
+      'The admin pages need a user name and password (HTTP Basic), and none or a wrong one was sent.',
+    action:
+      'Sign in with a user from admin.users in relais.yaml; failures are counted in relais_admin_auth_failures_total.',
+  },
+  ADMIN_FORBIDDEN: {
+    httpStatus: 403,
+    meaning:
+      'A viewer tried to change something (retry, clean, promote, remove, pause a job or queue).',
+    action: 'Ask an operator, or sign in as a user whose role is operator.',
+  },
   HTTP_NOT_FOUND: {
     httpStatus: 404,
     meaning: 'No route answers this method and path.',
