@@ -9,7 +9,7 @@
  * @remarks Safe to run again: nothing new is provisioned the second time, and the client's
  * activation of a device already bound re-activates without using a seat.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IspConfig } from '../config/load.js';
 import { InternalError } from '../platform/errors.js';
@@ -216,6 +216,11 @@ export async function checkInAgain(running: RunningRelais, who: Activation): Pro
   const args = ['client', '--server', running.apiUrl as string];
   const state = join(clients, `${who.ispId}-${who.ref}`);
   const fingerprint = `demo-desktop-${who.ispId}-${who.ref}`;
+  if (!existsSync(state)) {
+    // Possible when var/ was deleted but not the databases: no key was found to activate.
+    out(`   ${who.ispId} ${who.ref} never activated in this data folder; nothing to check in`);
+    return;
+  }
   const code = await relais([...args, '--state', state, '--fingerprint', fingerprint, 'check-in']);
   if (code !== 0)
     throw new InternalError('INTERNAL', `demo: relais client check-in exited ${code}`);
