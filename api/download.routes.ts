@@ -14,6 +14,7 @@ import {
   openDownloadLink,
   recordDownload,
 } from '../licensing/downloads.js';
+import { escapeHtml } from '../platform/html.js';
 import { type Metrics, perRegistry } from '../platform/metrics.js';
 
 interface Listing {
@@ -37,13 +38,6 @@ export function prefersHtml(accept: string | undefined): boolean {
     else if (type === 'application/json') json = Math.max(json, score);
   }
   return html > json;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
-  );
 }
 
 function megabytes(bytes: number): string {

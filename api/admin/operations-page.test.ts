@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  esc,
   formatMoney,
   formatTime,
   licencesChart,
@@ -137,11 +136,5 @@ describe('helpers', () => {
 
   it('shows times in UTC, marked', () => {
     expect(formatTime(new Date('2026-11-16T03:05:59.999Z'))).toBe('2026-11-16 03:05 UTC');
-  });
-
-  it('escapes the five HTML specials', () => {
-    expect(esc(`<a href="x">'&'</a>`)).toBe(
-      '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;',
-    );
   });
 });

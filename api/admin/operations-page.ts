@@ -6,6 +6,8 @@
  * Every text that comes from data (ISP names, feed names, reasons, error codes, categories) goes
  * through {@link esc}; nothing is inserted raw. Times are shown in UTC, marked as such.
  */
+
+import { escapeHtml as esc } from '../../platform/html.js';
 import {
   type FeedSummary,
   type IspOverview,
@@ -18,19 +20,6 @@ import {
 
 /** Where the page links to the queue dashboard. */
 export const QUEUE_DASHBOARD_URL = '/admin/queues';
-
-const HTML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-/** Escapes text for HTML element content and quoted attribute values. */
-export function esc(value: unknown): string {
-  return String(value).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
-}
 
 export function renderOperationsPage(overview: Overview): string {
   const generated = formatTime(overview.generatedAt);

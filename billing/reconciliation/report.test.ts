@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { csvCell, emptyTotals, escapeHtml, type ReportSummary, renderHtml } from './report.js';
+import { csvCell, emptyTotals, type ReportSummary, renderHtml } from './report.js';
 
 function summary(overrides: Partial<ReportSummary> = {}): ReportSummary {
   const categories = emptyTotals();
@@ -80,13 +80,5 @@ describe('csvCell', () => {
     ['two\nlines', '"two\nlines"'],
   ])('writes %j as %j', (value, cell) => {
     expect(csvCell(value)).toBe(cell);
-  });
-});
-
-describe('escapeHtml', () => {
-  it('escapes the five HTML specials', () => {
-    expect(escapeHtml(`<a href="x">'&'</a>`)).toBe(
-      '&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;',
-    );
   });
 });

@@ -8,6 +8,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { escapeHtml } from '../../platform/html.js';
 import { CATEGORIES, type Category, type RefSides, type Verdict } from './classify.js';
 import type { ExportReject } from './export-reader.js';
 import { cachedFormat, formatMicros } from './money.js';
@@ -188,18 +189,6 @@ export class ReportWriter {
   discard(): void {
     for (const file of [this.csv, this.rejects, this.html]) file.discard();
   }
-}
-
-const HTML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(text: string | number): string {
-  return String(text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] as string);
 }
 
 const DESCRIPTIONS: Record<Category, string> = {

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { IspConfig } from '../../config/load.js';
 import { ConfigError } from '../../platform/errors.js';
+import { escapeHtml } from '../../platform/html.js';
 import { packageRoot } from '../../platform/package-root.js';
 
 export const TEMPLATE_PLACEHOLDERS = ['key', 'downloadUrl', 'expiresAt', 'ispName'] as const;
@@ -204,18 +205,6 @@ function checkUnclosed(
   if (at >= 0) {
     problems.push({ file, line: lineAt(text, offset + at), message: '{{ without a closing }}' });
   }
-}
-
-const HTML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] as string);
 }
 
 function formatExpiry(date: Date | null, language: string, timeZone: string): string {

@@ -5,16 +5,8 @@
  * two can never disagree. Deterministic: no clock, every text HTML-escaped.
  */
 import type { Party } from '../../config/vendor-billing-schema.js';
+import { escapeHtml } from '../../platform/html.js';
 import { documentTotals, type VendorDocument } from './invoice-documents.js';
-
-export function escapeHtml(value: string): string {
-  return value
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
 
 const STYLE = [
   'body{font-family:sans-serif;margin:2em;color:#222}',
