@@ -53,6 +53,17 @@ export const redisSchema = z
       .describe(
         'Key prefix for every queue; wrap in {braces} to pin a queue set to one Redis Cluster slot.',
       ),
+    cluster: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Connect as a Redis Cluster client: url names one node, the others are discovered. Needs a {hash tag} prefix.',
+      ),
+  })
+  .refine((r) => !r.cluster || /^\{[^{}]+\}$/.test(r.prefix), {
+    message:
+      'a Redis Cluster needs the whole prefix in braces, e.g. "{relais}", so every key shares one slot',
+    path: ['prefix'],
   })
   .describe('Redis used by BullMQ. Must run with maxmemory-policy noeviction.');
 

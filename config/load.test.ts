@@ -85,6 +85,20 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses a Redis Cluster without a hash-tagged prefix, and takes one with it', () => {
+    const load = (redis: string) => {
+      const dir = workspace({ 'relais.yaml': `redis: ${redis}\n` });
+      return loadConfig({ file: join(dir, 'relais.yaml'), env: {}, cwd: dir });
+    };
+    const plain = load('{ cluster: true, prefix: relais }');
+    expect(plain.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      'redis.prefix: a Redis Cluster needs the whole prefix in braces, e.g. "{relais}", so every key shares one slot',
+    ]);
+    const tagged = load('{ cluster: true, prefix: "{relais}" }');
+    expect(tagged.problems).toEqual([]);
+    expect(tagged.config?.deployment.redis).toMatchObject({ cluster: true, prefix: '{relais}' });
+  });
+
   it('checks the ISP files in the folder an invalid relais.yaml names', () => {
     const dir = workspace({
       'relais.yaml': 'paths: { ispConfigDir: providers }\nlog: { level: loud }\n',

@@ -6,13 +6,15 @@
  * - `producer` connections serve HTTP requests and the CLI: they fail fast with an error when
  *   Redis is down (`enableOfflineQueue: false`), so a push answers 503 instead of hanging.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { TransientError } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface RedisSettings {
   url: string;
   prefix: string;
+  /** A Redis Cluster: `url` is one seed node; the client discovers the others. */
+  cluster?: boolean;
 }
 
 export type RedisRole = 'worker' | 'producer';
@@ -30,7 +32,29 @@ export function redisOptions(role: RedisRole): RedisOptions {
 }
 
 export function createRedis(settings: RedisSettings, role: RedisRole): Redis {
+  if (settings.cluster) return createCluster(settings.url, role);
   return new Redis(settings.url, redisOptions(role));
+}
+
+/**
+ * A cluster client seeded with the node of `url` (its user, password and TLS apply to every
+ * node). Typed as `Redis`: ioredis gives both classes the same command interface, and BullMQ
+ * and the activation guard use nothing else; all their keys share the prefix's slot.
+ */
+function createCluster(url: string, role: RedisRole): Redis {
+  const seed = new URL(url);
+  const { retryStrategy, enableOfflineQueue, ...perNode } = redisOptions(role);
+  const cluster = new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
+    clusterRetryStrategy: retryStrategy,
+    enableOfflineQueue: enableOfflineQueue ?? true,
+    redisOptions: {
+      ...perNode,
+      ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),
+      ...(seed.password ? { password: decodeURIComponent(seed.password) } : {}),
+      ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  });
+  return cluster as unknown as Redis;
 }
 
 /**
