@@ -8,6 +8,9 @@
  * is searched for each personal value of the feeds, plain, upper and lower case, hex and base64.
  * None may appear.
  *
+ * The search itself (every form a value could take) is `test/harness/privacy-scan.ts`; the
+ * demo month gets the same search in `test/chaos/privacy-month.chaos.test.ts`.
+ *
  * The personal values are strings that cannot occur by chance (`PRIV-REF-A001`,
  * `Probe.A001@Privacy-Probe.example`, ...), so a hit is a leak. The positive controls (the
  * connector's own tables hold the refs and the scanner finds them there, the relay received the
@@ -23,13 +26,18 @@ import { stringify } from 'yaml';
 import { type RunningRelais, startRelais } from '../cli/commands/start.js';
 import type { PollResult } from '../connectors/intake/poll.js';
 import { ispTokenOf } from '../licensing/isp-auth.js';
-import type { Db } from '../platform/db.js';
 import { newId } from '../platform/ids.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger, REDACT_CENSOR } from '../platform/logger.js';
 import { JOB_NAMES, QUEUE_NAMES } from '../queue/queues.js';
 import { useTestContext } from './harness/context.js';
 import { freePort } from './harness/ports.js';
+import {
+  dumpDatabase,
+  dumpRedis,
+  type PersonalValue,
+  PersonalValues,
+} from './harness/privacy-scan.js';
 import { createTestRelay, type TestRelay } from './harness/smtp.js';
 import { waitFor } from './harness/wait.js';
 
@@ -105,93 +113,34 @@ function renderCsv(letter: Letter, rows: Row[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The needles: every personal value in every form it could leak in
+// The needles: every personal value, searched in every form it could leak in (harness)
 
-interface Needle {
-  label: string;
-  lower: string;
-}
-
-function base64Aligned(value: string): string | undefined {
-  const bytes = Buffer.from(value, 'utf8');
-  const whole = bytes.subarray(0, bytes.length - (bytes.length % 3));
-  return whole.length >= 9 ? whole.toString('base64') : undefined;
-}
-
-function needlesOf(kind: string, value: string): Needle[] {
-  const needles: Needle[] = [];
-  for (const form of new Set([value, value.toLowerCase(), value.toUpperCase()])) {
-    needles.push({ label: `${kind} ${value}`, lower: form.toLowerCase() });
-    needles.push({ label: `${kind} ${value} (hex)`, lower: Buffer.from(form).toString('hex') });
-    const b64 = base64Aligned(form);
-    if (b64) needles.push({ label: `${kind} ${value} (base64)`, lower: b64.toLowerCase() });
-  }
-  return needles;
-}
-
-const NEEDLES: Needle[] = (() => {
-  const all = [
-    ...needlesOf('e-mail domain', 'Privacy-Probe.example'),
-    ...needlesOf('city', 'Probeville'),
+const PROBES = (() => {
+  const all: PersonalValue[] = [
+    { kind: 'e-mail domain', value: 'Privacy-Probe.example' },
+    { kind: 'city', value: 'Probeville' },
   ];
   for (const letter of ['A', 'B'] as const) {
     for (const n of EVERY_N) {
       const p = probe(letter, n);
       all.push(
-        ...needlesOf('customer ref', p.ref),
-        ...needlesOf('e-mail', p.email),
-        ...needlesOf('e-mail local part', p.email.split('@')[0] as string),
-        ...needlesOf('name', p.name),
-        ...needlesOf('surname', p.name.split(' ')[1] as string),
-        ...needlesOf('address', p.address),
-        ...needlesOf('street', p.address.split(', ')[0] as string),
-        ...needlesOf('phone', p.phone),
-        ...needlesOf('phone digits', p.phone.replace(/\D/g, '')),
+        { kind: 'customer ref', value: p.ref },
+        { kind: 'e-mail', value: p.email },
+        { kind: 'e-mail local part', value: p.email.split('@')[0] as string },
+        { kind: 'name', value: p.name },
+        { kind: 'surname', value: p.name.split(' ')[1] as string },
+        { kind: 'address', value: p.address },
+        { kind: 'street', value: p.address.split(', ')[0] as string },
+        { kind: 'phone', value: p.phone },
+        { kind: 'phone digits', value: p.phone.replace(/\D/g, '') },
       );
     }
   }
-  const unique = new Map(all.map((n) => [n.lower, n]));
-  return [...unique.values()];
+  return new PersonalValues(all);
 })();
 
-/** `text` as it is and with its URL encoding undone (`%40`, and `+` for a space). */
-function decodedForms(text: string): string[] {
-  const decode = (s: string) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      // A stray % elsewhere in the text: decode the well-formed escapes one by one.
-      return s.replace(/(%[0-9a-f]{2})+/gi, (run) => {
-        try {
-          return decodeURIComponent(run);
-        } catch {
-          return run;
-        }
-      });
-    }
-  };
-  return [...new Set([text, decode(text), decode(text.replace(/\+/g, ' '))])];
-}
-
-/** The personal values found in `text`, case-insensitively, with the form they took. */
-function personalValuesIn(text: string): string[] {
-  const forms = decodedForms(text).map((form) => form.toLowerCase());
-  return NEEDLES.filter((n) => forms.some((form) => form.includes(n.lower))).map((n) => n.label);
-}
-
-interface Finding {
-  where: string;
-  found: string[];
-}
-
-function scan(haystacks: Iterable<[string, string]>): Finding[] {
-  const findings: Finding[] = [];
-  for (const [where, text] of haystacks) {
-    const found = personalValuesIn(text);
-    if (found.length > 0) findings.push({ where, found });
-  }
-  return findings;
-}
+const personalValuesIn = (text: string) => PROBES.in(text);
+const scan = (haystacks: Iterable<[string, string]>) => PROBES.scan(haystacks);
 
 // ---------------------------------------------------------------------------------------------
 // What crosses the boundary: every fetch of this process, recorded on its way through
@@ -240,59 +189,6 @@ function captureFetch(into: Captured[]): () => void {
   return () => {
     globalThis.fetch = real;
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// What the server stores, and what Redis holds
-
-function cellText(value: unknown): string {
-  if (Buffer.isBuffer(value)) return `hex:${value.toString('hex')} utf8:${value.toString('utf8')}`;
-  if (value instanceof Date) return value.toISOString();
-  if (value !== null && typeof value === 'object') return JSON.stringify(value);
-  return String(value);
-}
-
-/** Every row of every table of `database`, one text per table. */
-async function dumpDatabase(db: Db, database: string): Promise<Map<string, string>> {
-  const tables = (await db('information_schema.tables')
-    .where({ table_schema: database })
-    .select({ name: 'table_name' })) as { name: string }[];
-  const dump = new Map<string, string>();
-  for (const { name } of tables) {
-    const rows = (await db(name).select('*')) as Record<string, unknown>[];
-    const text = rows.map((row) =>
-      Object.entries(row)
-        .map(([column, value]) => `${column}=${cellText(value)}`)
-        .join(' | '),
-    );
-    dump.set(name, text.join('\n'));
-  }
-  return dump;
-}
-
-/** Every key under `prefix` with everything it holds, one text per key. */
-async function dumpRedis(redis: Redis, prefix: string): Promise<Map<string, string>> {
-  const dump = new Map<string, string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) {
-      const type = await redis.type(key);
-      let value: unknown;
-      if (type === 'string') value = await redis.get(key);
-      else if (type === 'hash') value = await redis.hgetall(key);
-      else if (type === 'list') value = await redis.lrange(key, 0, -1);
-      else if (type === 'set') value = await redis.smembers(key);
-      else if (type === 'zset') value = await redis.zrange(key, 0, -1, 'WITHSCORES');
-      else if (type === 'stream') value = await redis.xrange(key, '-', '+');
-      else if (type === 'none')
-        continue; // expired between SCAN and TYPE
-      else throw new Error(`privacy test cannot read redis key ${key} of type ${type}`);
-      dump.set(key, `${key} ${type} ${JSON.stringify(value)}`);
-    }
-  } while (cursor !== '0');
-  return dump;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
  * closed periods stay closed and their files come out the same.
  */
 import { join } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfigOrThrow, type RelaisConfig } from '../../config/load.js';
 import { nextPeriod } from '../../licensing/periods.js';
 import { SimulatedClock } from '../../platform/clock.js';
@@ -84,9 +84,19 @@ async function printReadiness(apiUrl: string): Promise<void> {
   out(`   /readyz ${response.status} ${body.status}: ${checks.join(', ')}`);
 }
 
+/** `--activate demo-fai:10000001,bretagne-net:10000005`: who activates, for other samples. */
+export function parseActivations(value: string): Activation[] {
+  return value.split(',').map((pair) => {
+    const match = /^([a-z0-9][a-z0-9-]*):(\S+)$/.exec(pair.trim());
+    if (!match) throw new InvalidArgumentError(`expected isp:ref[,isp:ref...], got "${pair}"`);
+    return { ispId: match[1] as string, ref: match[2] as string };
+  });
+}
+
 interface DemoOptions {
   config?: string;
   samples?: string;
+  activate?: Activation[];
   serve?: boolean;
   logLevel: LogLevel;
 }
@@ -97,6 +107,7 @@ async function playMonth(
   clock: SimulatedClock,
   samplesDir: string,
   mail: MailSink | undefined,
+  activations: readonly Activation[],
 ): Promise<Produced[]> {
   const { config } = running.services;
   const days = sampleDays([...config.isps.values()], samplesDir);
@@ -118,7 +129,7 @@ async function playMonth(
       out(
         `${step++}. ${period}-${ACTIVATION_DAY}: customers install the software and activate their keys`,
       );
-      await activateCustomers(running, DEMO_ACTIVATIONS, mailbox);
+      await activateCustomers(running, activations, mailbox);
       activated = true;
     }
     clock.set(at(day, EXPORTS_AT));
@@ -138,8 +149,11 @@ async function playMonth(
   );
   const produced = [...producedBeforeMonthEnd(running, mail?.dir)];
   produced.push(...(await playMonthEnd(running, period, samplesDir)));
-  out(`${step++}. the first customer's software checks in after the renewal`);
-  await checkInAgain(running, DEMO_ACTIVATIONS[0] as Activation);
+  const firstCustomer = activations[0];
+  if (firstCustomer) {
+    out(`${step++}. the first customer's software checks in after the renewal`);
+    await checkInAgain(running, firstCustomer);
+  }
   return produced;
 }
 
@@ -158,6 +172,11 @@ export function registerDemoCommand(program: Command): void {
   configOption(program.command('demo'))
     .description('play one month of the example ISPs end to end on local services')
     .option('--samples <dir>', 'folder of sample exports, one subfolder per ISP id')
+    .option(
+      '--activate <isp:ref,...>',
+      'customers whose software activates its key on the 5th (default: ten of the shipped samples)',
+      parseActivations,
+    )
     .option('--serve', 'keep the api running on its configured port afterwards (Ctrl-C stops)')
     .addOption(
       new Option('--log-level <level>', 'log lines on stderr from this level up')
@@ -205,7 +224,8 @@ export function registerDemoCommand(program: Command): void {
         if (mail) out(`   customers' mailboxes: a local mail sink on port ${mail.port}`);
         await printReadiness(apiUrl);
 
-        const produced = await playMonth(running, clock, samplesDir, mail);
+        const activations = options.activate ?? DEMO_ACTIVATIONS;
+        const produced = await playMonth(running, clock, samplesDir, mail, activations);
         printProduced(produced, apiUrl, options.serve ?? false);
         if (options.serve) {
           out('Serving; Ctrl-C stops.');
