@@ -387,6 +387,13 @@ describe('map rejects', () => {
       { field: 'customerRef', value: null, reason: 'missing customer ref', ...NO_REF },
     ],
     [
+      'a ref that its map turns into nothing',
+      { 'N° client': '00012345' },
+      { customerRef: { from: 'N° client', map: { X: 'Y' }, mapDefault: '' } },
+      {},
+      { field: 'customerRef', reason: 'missing customer ref', ...NO_REF },
+    ],
+    [
       'a ref that does not match its pattern',
       { 'N° client': '1234' },
       {},

@@ -179,7 +179,8 @@ function rejected(
 
 function readCustomerRef(rule: FieldRule, values: SourceValues): string | FieldProblem {
   const ref = readScalar(rule, values);
-  if (ref === null) return new FieldProblem(rule, 'missing customer ref');
+  // A map may turn a ref into an empty word (`mapDefault: ""`): that is no ref either.
+  if (ref === null || ref === '') return new FieldProblem(rule, 'missing customer ref');
   if (ref instanceof FieldProblem) return ref;
   const reason = customerRefProblem(ref);
   return reason === null ? ref : new FieldProblem(rule, reason);

@@ -92,7 +92,8 @@ export const ERROR_CODES = {
   },
   FEED_XML_LIMIT: {
     httpStatus: 422,
-    meaning: 'The XML exceeds a safety limit: nesting depth or the length of one value.',
+    meaning:
+      'The XML exceeds a safety limit: nesting depth, the length of one value or name, the attributes of one element, or the length of one record.',
     action:
       'Check the file; raise intake.format.maxDepth or maxValueBytes only if the data is legitimate.',
   },

@@ -1,6 +1,7 @@
+import { Readable } from 'node:stream';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
-import { csvFormat, MAX_CSV_RECORD_CHARS } from './csv.js';
+import { csvFormat, MAX_CSV_FIELDS, MAX_CSV_RECORD_CHARS } from './csv.js';
 import { type CsvOptions, csvOptionsSchema } from './csv.options.js';
 import type { FormatItem } from './format.js';
 import {
@@ -215,6 +216,44 @@ describe('csvFormat', () => {
     expect(error).toMatchObject({ code: 'FEED_CSV_MALFORMED', context: { line } });
     expect((error as Error).message).toMatch(new RegExp(`^abonnes\\.csv:${line}: `));
     expect((error as Error).message).not.toContain('Dupont');
+  });
+
+  it.each([
+    ['in one chunk', 1_048_576],
+    ['in small chunks', 1_000],
+  ])('refuses a row of more than MAX_CSV_FIELDS fields, %s', async (_case, chunkBytes) => {
+    const text = `ref,name\n1,a\n${','.repeat(MAX_CSV_FIELDS)}\n2,b\n`;
+    const input = bytesStream(Buffer.from(text), chunkBytes);
+    const context = { fileName: 'abonnes.csv', wanted: ['ref'] };
+    const { items, error } = await readUntilFailure(csvFormat.read(input, options(), context));
+    expect(items).toEqual([record(2, { ref: '1' })]);
+    expect(error).toMatchObject({ code: 'FEED_CSV_MALFORMED', context: { line: 3 } });
+    expect((error as Error).message).toBe(
+      `abonnes.csv:3: the record starting on this line has more than ${MAX_CSV_FIELDS} fields (is the delimiter right?)`,
+    );
+  });
+
+  // csv-parse counts field characters towards max_record_size, not delimiters: before the field
+  // count, 100 MB of commas held 100 million fields and 4 GB of memory.
+  it('refuses a 2 GB line of nothing but delimiters after reading a few hundred kilobytes', async () => {
+    const totalBytes = 2 * 1024 ** 3;
+    const chunk = Buffer.alloc(64 * 1024, ',');
+    let pulledBytes = 0;
+    function* huge() {
+      yield Buffer.from('ref,name\n1,a\n');
+      for (let sent = 0; sent < totalBytes; sent += chunk.length) {
+        pulledBytes += chunk.length;
+        yield chunk;
+      }
+    }
+    const input = Readable.from(huge(), { objectMode: false });
+    const context = { fileName: 'abonnes.csv', wanted: ['ref'] };
+    const failure = readAll(csvFormat.read(input, options(), context));
+    await expect(failure).rejects.toMatchObject({
+      code: 'FEED_CSV_MALFORMED',
+      context: { line: 3 },
+    });
+    expect(pulledBytes).toBeLessThan(1024 * 1024);
   });
 
   it.each([

@@ -4,6 +4,8 @@
  * a CRLF inside a quoted field twice), resolves the wanted columns to indices once from the
  * header, and turns each row into a record or a reject. csv-parse's errors are passed along
  * in the row stream, after the rows parsed before them, so that the line they name is exact.
+ * csv-parse's record size counts field characters only, so a line of nothing but delimiters
+ * would grow one row without bound; the parser here is fed in slices and counts fields too.
  */
 import { pipeline, Readable, type TransformCallback } from 'node:stream';
 import { CsvError, Parser } from 'csv-parse';
@@ -19,6 +21,15 @@ import { decodeText, dropLines, REPLACEMENT_CHAR, undecodableReject } from './te
  * a quote never closes and the rest of the file would otherwise pile up in one field.
  */
 export const MAX_CSV_RECORD_CHARS = 1_048_576;
+
+/**
+ * Most fields a record may have. Far above any export's column count; it bounds memory when a
+ * line holds nothing but delimiters (csv-parse does not count them towards the record size).
+ */
+export const MAX_CSV_FIELDS = 10_000;
+
+/** Bytes handed to csv-parse at a time, so that the field count is checked often enough. */
+const SLICE_BYTES = 65_536;
 
 /** Reads delimited text; see the module comment for how the work is split with csv-parse. */
 export const csvFormat: FeedFormat<CsvOptions> = {
@@ -66,7 +77,28 @@ async function* readCsv(
  */
 class InBandErrorParser extends Parser {
   override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback) {
-    super._transform(chunk, encoding, this.passErrorOn(callback));
+    const state = parserState(this);
+    // Stopped by an error: like csv-parse, take no more input (the reader is failing anyway).
+    if (isStopped(state)) return;
+    for (let start = 0; start < chunk.length; start += SLICE_BYTES) {
+      const slice =
+        chunk.length <= SLICE_BYTES ? chunk : chunk.subarray(start, start + SLICE_BYTES);
+      let failed = false;
+      super._transform(slice, encoding, (err) => {
+        if (err) {
+          this.push(err);
+          failed = true;
+        }
+      });
+      // After an error csv-parse stops, and calls nothing any more.
+      if (failed || isStopped(state)) return callback();
+      if ((state.record?.length ?? 0) > MAX_CSV_FIELDS) {
+        state.stop = true;
+        this.push(new TooManyFieldsError());
+        return callback();
+      }
+    }
+    callback();
   }
 
   override _flush(callback: TransformCallback) {
@@ -80,6 +112,27 @@ class InBandErrorParser extends Parser {
     };
   }
 }
+
+/**
+ * The part of csv-parse's parser state read here: the fields of the record being read, and its
+ * stop flag. Not in its typings (kept public "for backward compatibility"); the delimiter-bomb
+ * test in csv.test.ts fails if an upgrade moves them.
+ */
+interface ParserState {
+  record?: unknown[];
+  stop?: boolean;
+}
+
+function parserState(parser: Parser): ParserState {
+  return (parser as unknown as { state: ParserState }).state;
+}
+
+function isStopped(state: ParserState): boolean {
+  return state.stop === true;
+}
+
+/** Pushed in the row stream when the record being read has more than MAX_CSV_FIELDS fields. */
+class TooManyFieldsError extends Error {}
 
 /** Where each wanted source sits in a row, resolved once. */
 interface Layout {
@@ -104,6 +157,8 @@ class CsvRows {
   /** The item for one parsed row, or null for a blank line or the header row. */
   toItem(fields: string[]): FormatItem | null {
     const line = this.nextLine;
+    // A row that ends inside one slice escapes the parser's check: refuse it the same way.
+    if (fields.length > MAX_CSV_FIELDS) throw this.explain(new TooManyFieldsError());
     this.nextLine += 1 + countLineBreaks(fields);
     if (isBlankRow(fields)) return null;
     if (this.layout === undefined) {
@@ -115,8 +170,12 @@ class CsvRows {
 
   /** The error to throw for a parse failure: csv-parse's become FEED_CSV_MALFORMED. */
   explain(err: Error): unknown {
-    if (isRelaisError(err) || !(err instanceof CsvError)) return err;
     const at = { fileName: this.context.fileName, line: this.nextLine };
+    if (err instanceof TooManyFieldsError) {
+      const message = `the record starting on this line has more than ${MAX_CSV_FIELDS} fields (is the delimiter right?)`;
+      return feedError('FEED_CSV_MALFORMED', at, message);
+    }
+    if (isRelaisError(err) || !(err instanceof CsvError)) return err;
     return feedError('FEED_CSV_MALFORMED', at, describeCsvError(err.code));
   }
 

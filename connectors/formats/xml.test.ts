@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { FormatItem } from './format.js';
 import { feedStream, readAll, readUntilFailure } from './test-feeds.js';
-import { xmlFormat } from './xml.js';
+import { MAX_XML_ATTRIBUTES, MAX_XML_RECORD_CHARS, xmlFormat } from './xml.js';
 import { type XmlOptions, xmlOptionsSchema } from './xml.options.js';
 
 type Wanted = readonly (string | number)[];
@@ -167,6 +167,60 @@ describe('xmlFormat', () => {
     const tooLong = doc(`<Customer>${element(`${'é'.repeat(32)}x`)}</Customer>`);
     const failure = readAll(read(tooLong, ['Name', 'Name/@first'], { maxValueBytes: 64 }));
     await expect(failure).rejects.toMatchObject({ code: 'FEED_XML_LIMIT' });
+  });
+
+  it.each([
+    ['an element name', (v: string) => `<${v}/>`],
+    ['an attribute name', (v: string) => `<Name ${v}="1"/>`],
+  ])('refuses %s longer than maxValueBytes, even when read in one slice', async (_case, part) => {
+    const ok = doc(`<Customer>${part('n'.repeat(64))}</Customer>`);
+    expect(await readAll(read(ok, ['Name'], { maxValueBytes: 64 }))).toHaveLength(1);
+    const tooLong = doc(`<Customer>${part('n'.repeat(65))}</Customer>`);
+    const failure = readAll(read(tooLong, ['Name'], { maxValueBytes: 64 }));
+    await expect(failure).rejects.toMatchObject({ code: 'FEED_XML_LIMIT' });
+  });
+
+  it.each([
+    ['in one slice', 100],
+    ['while saxes still reads the tag', 100_000],
+  ])('refuses an element with more than MAX_XML_ATTRIBUTES attributes, %s', async (_c, count) => {
+    const attributes = (n: number) => Array.from({ length: n }, (_, i) => ` a${i}="1"`).join('');
+    const ok = doc(`<Customer${attributes(MAX_XML_ATTRIBUTES)}/>`);
+    expect(await readAll(read(ok, ['@a1']))).toEqual([
+      { kind: 'record', line: 2, values: { '@a1': '1' } },
+    ]);
+    const tooMany = doc(`<Customer><Name${attributes(MAX_XML_ATTRIBUTES + count)}/></Customer>`);
+    await expect(readAll(read(tooMany, ['Name']))).rejects.toMatchObject({
+      code: 'FEED_XML_LIMIT',
+      message: expect.stringContaining(`more than ${MAX_XML_ATTRIBUTES} attributes`),
+    });
+  });
+
+  it('refuses a record longer than MAX_XML_RECORD_CHARS, before it ends', async () => {
+    const option = '<Option>AB</Option>';
+    const count = Math.ceil(MAX_XML_RECORD_CHARS / option.length);
+    const inside = `<Customer><Ref>1</Ref><Options>${option.repeat(count)}</Options></Customer>`;
+    const { items, error } = await readUntilFailure(
+      read(doc(`<Customer><Ref>0</Ref></Customer>${inside}`), ['Ref', 'Options/Option']),
+    );
+    expect(items).toEqual([{ kind: 'record', line: 2, values: { Ref: '0' } }]);
+    expect(error).toMatchObject({
+      code: 'FEED_XML_LIMIT',
+      message: expect.stringContaining(`a Customer record is longer than ${MAX_XML_RECORD_CHARS}`),
+    });
+    const short = doc(`<Customer><Options>${option.repeat(1_000)}</Options></Customer>`);
+    const [record] = await readAll(read(short, ['Options/Option']));
+    expect(record?.kind === 'record' && record.values['Options/Option']).toHaveLength(1_000);
+  });
+
+  it.each([
+    ['a comment', '<!--'],
+    ['a processing instruction', '<?'],
+  ])('refuses %s longer than maxValueBytes while saxes still reads it', async (_case, start) => {
+    const text = `<Export><Customer><Ref>1</Ref></Customer>${start}${'n'.repeat(200_000)}`;
+    const { items, error } = await readUntilFailure(read(text, ['Ref']));
+    expect(items).toEqual([{ kind: 'record', line: 1, values: { Ref: '1' } }]);
+    expect(error).toMatchObject({ code: 'FEED_XML_LIMIT' });
   });
 
   it('refuses a 2 GB text node after reading a few kilobytes of it', async () => {

@@ -4,7 +4,10 @@
  * fast-xml-parser) costs gigabytes or several times the time on big exports. Records are the
  * elements whose local name is `recordElement`, at any depth; sources are paths of local names
  * below it (see `xml-paths.ts`). The file is refused as soon as it declares a DOCTYPE, nests too
- * deep or holds a value over `maxValueBytes`, checked while saxes is still reading the value.
+ * deep, holds a value over `maxValueBytes` (checked while saxes is still reading the value), an
+ * element with more than MAX_XML_ATTRIBUTES attributes or a record longer than
+ * MAX_XML_RECORD_CHARS: without the last two, one start tag or one record of a huge file could
+ * hold gigabytes of small values.
  */
 import type { Readable } from 'node:stream';
 import { SaxesParser, type SaxesTagNS } from 'saxes';
@@ -21,6 +24,15 @@ import { compilePaths, type PathNode } from './xml-paths.js';
  * check between two slices bounds memory however large the chunks of the input are.
  */
 const SLICE_CHARS = 65_536;
+
+/** Most attributes one element may carry; far above any export, namespace declarations included. */
+export const MAX_XML_ATTRIBUTES = 256;
+
+/**
+ * Longest record accepted, in characters from its start tag to its end tag. Far above any
+ * customer; it bounds what one record can keep (a wanted element repeated without end).
+ */
+export const MAX_XML_RECORD_CHARS = 4_194_304;
 
 /** Reads XML exports as a stream; see the module comment. */
 export const xmlFormat: FeedFormat<XmlOptions> = {
@@ -66,6 +78,8 @@ interface Frame {
 
 interface OpenRecord {
   line: number;
+  /** Character offset of the record's start tag in the document. */
+  position: number;
   values: Record<string, SourceValue>;
   /** The record element, then each open descendant that a wanted path reaches. */
   frames: Frame[];
@@ -74,14 +88,20 @@ interface OpenRecord {
 }
 
 /**
- * The buffers in which saxes accumulates a text, attribute value, comment, DOCTYPE, name or
- * entity until it ends. saxes offers no hook while it accumulates, so their lengths are read
- * after each slice; the huge-text-node test fails if a saxes upgrade renames them.
+ * The buffers in which saxes accumulates a text, attribute value, comment, DOCTYPE, name,
+ * entity, processing instruction or start tag's attributes until it ends. saxes offers no hook
+ * while it accumulates, so their lengths are read after each slice; the huge-text-node, comment
+ * and attribute tests fail if a saxes upgrade renames them. (Comment and processing-instruction
+ * handlers would check them at their end too, but registering them makes every read 3 times
+ * slower.)
  */
 interface SaxesBuffers {
   text?: unknown;
   name?: unknown;
   entity?: unknown;
+  piTarget?: unknown;
+  /** The attributes of the start tag being read. */
+  attribList?: unknown;
 }
 
 /** Drives saxes over one document and collects finished records, in document order. */
@@ -92,6 +112,8 @@ class XmlRecords {
   private depth = 0;
   /** Line of the latest start tag's `<`. */
   private tagLine = 1;
+  /** Character offset just after the latest start tag's name. */
+  private tagPosition = 0;
   private record: OpenRecord | undefined;
 
   constructor(
@@ -103,7 +125,7 @@ class XmlRecords {
     parser.on('doctype', () => {
       throw this.error('FEED_XML_DOCTYPE', 'the document declares a DOCTYPE, which is refused');
     });
-    parser.on('opentagstart', () => this.onTagStart());
+    parser.on('opentagstart', (tag) => this.onTagStart(tag.name));
     parser.on('opentag', (tag) => this.onOpenTag(tag));
     parser.on('text', (text) => this.onText(text, true));
     parser.on('cdata', (text) => this.onText(text, false));
@@ -134,11 +156,13 @@ class XmlRecords {
     return items;
   }
 
-  private onTagStart(): void {
+  private onTagStart(name: string): void {
     this.depth++;
     if (this.depth > this.options.maxDepth) {
       throw this.error('FEED_XML_LIMIT', `elements nest deeper than ${this.options.maxDepth}`);
     }
+    this.checkValue(name);
+    this.tagPosition = this.parser.position;
     // saxes has just read the character after the name; a line break there moved it on a line.
     this.tagLine = this.parser.column === 0 ? this.parser.line - 1 : this.parser.line;
   }
@@ -168,7 +192,8 @@ class XmlRecords {
 
   private startRecord(tag: SaxesTagNS): void {
     const frames = [{ node: this.paths, text: '', hasChild: false }];
-    this.record = { line: this.tagLine, values: {}, frames, skipDepth: 0 };
+    const position = this.tagPosition;
+    this.record = { line: this.tagLine, position, values: {}, frames, skipDepth: 0 };
     collectAttributes(this.paths, tag, this.record.values);
   }
 
@@ -195,13 +220,34 @@ class XmlRecords {
     const frame = record.frames.pop() as Frame;
     if (frame.node.textKey !== undefined) addValue(record.values, frame.node.textKey, frame.text);
     if (record.frames.length > 0) return;
+    this.checkRecordLength(record);
     const item: FormatItem = { kind: 'record', line: record.line, values: record.values };
     this.items.push(checkDecoded(item, this.options.encoding));
     this.record = undefined;
   }
 
   private checkAttributes(tag: SaxesTagNS): void {
-    for (const name in tag.attributes) this.checkValue((tag.attributes[name] as Attr).value);
+    let count = 0;
+    for (const name in tag.attributes) {
+      this.checkValue(name);
+      this.checkValue((tag.attributes[name] as Attr).value);
+      count++;
+    }
+    if (count > MAX_XML_ATTRIBUTES) throw this.tooManyAttributes();
+  }
+
+  private tooManyAttributes(): unknown {
+    return this.error(
+      'FEED_XML_LIMIT',
+      `an element has more than ${MAX_XML_ATTRIBUTES} attributes`,
+    );
+  }
+
+  private checkRecordLength(record: OpenRecord): void {
+    if (this.parser.position - record.position > MAX_XML_RECORD_CHARS) {
+      const message = `a ${this.options.recordElement} record is longer than ${MAX_XML_RECORD_CHARS} characters`;
+      throw this.error('FEED_XML_LIMIT', message);
+    }
   }
 
   private checkValue(value: string): void {
@@ -212,15 +258,27 @@ class XmlRecords {
     }
   }
 
-  /** Refuses a value saxes is still accumulating once it has more characters than allowed. */
+  /**
+   * Refuses what saxes is still accumulating once it is over a limit: a value with more
+   * characters than allowed, a start tag with too many attributes, a record too long.
+   */
   private checkPendingValue(): void {
     const buffers = this.parser as unknown as SaxesBuffers;
-    const pending = lengthOf(buffers.text) + lengthOf(buffers.name) + lengthOf(buffers.entity);
+    const pending =
+      lengthOf(buffers.text) +
+      lengthOf(buffers.name) +
+      lengthOf(buffers.entity) +
+      lengthOf(buffers.piTarget);
     if (pending > this.options.maxValueBytes) {
       const max = this.options.maxValueBytes;
       const message = `a text, attribute value, comment or name is longer than ${max} bytes`;
       throw this.error('FEED_XML_LIMIT', message);
     }
+    const attributes = buffers.attribList;
+    if (Array.isArray(attributes) && attributes.length > MAX_XML_ATTRIBUTES) {
+      throw this.tooManyAttributes();
+    }
+    if (this.record !== undefined) this.checkRecordLength(this.record);
   }
 
   /** saxes reports a well-formedness error as a plain Error whose message starts `line:col: `. */
