@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -26,6 +27,7 @@ const ctx = useTestContext({
     bad: withDelimiter(';'),
     later: withDelimiter(';'),
     blocked: withDelimiter(';'),
+    killed: withDelimiter(';'),
   },
 });
 
@@ -213,6 +215,24 @@ describe('deliverByReturnFile', () => {
       ['delivered', null],
       ['delivered', null],
     ]);
+  });
+
+  it('removes the keys a writer killed before its rename left in a temporary file', async () => {
+    const seeded = await seed('killed', 4);
+    const dir = keysDir('killed');
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited, so no longer running
+    const left = `.keys-4.csv.${dead}-0a1b2c3d.tmp`;
+    const live = `.keys-9.csv.${process.ppid}-0a1b2c3d.tmp`; // vitest's main process runs on
+    writeFileSync(
+      join(dir, left),
+      `customer_ref;activation_key\r\n${seeded.ref};${seeded.key}\r\n`,
+    );
+    writeFileSync(join(dir, live), '');
+
+    await deliverByReturnFile(deps, 'killed', 4);
+
+    expect(readdirSync(dir).sort()).toEqual([live, 'keys-4.csv']);
   });
 
   it('fails loudly on a secret sealed for another licence, writing and marking nothing', async () => {

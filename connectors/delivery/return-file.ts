@@ -14,6 +14,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RelaisConfig } from '../../config/load.js';
 import type { Db } from '../../platform/db.js';
+import { removeDeadWritersFiles } from '../../platform/dead-writer-files.js';
 import { ConfigError, InternalError, TransientError } from '../../platform/errors.js';
 import type { Logger } from '../../platform/logger.js';
 import { FeedFiles } from '../intake/feed-files.js';
@@ -206,7 +207,8 @@ function cell(value: string, delimiter: string): string {
 
 /**
  * Temp name, flush, rename, flush the folder. The temporary name starts with a dot and ends in
- * `.tmp`, so no pick-up pattern for `keys-*.csv` sees a half-written file.
+ * `.tmp`, so no pick-up pattern for `keys-*.csv` sees a half-written file. A temporary file a
+ * killed writer left (keys in clear) is removed first.
  */
 async function writeAtomically(
   outboxDir: () => string,
@@ -217,6 +219,7 @@ async function writeAtomically(
   let dir: string | undefined;
   try {
     dir = outboxDir();
+    await removeDeadWritersFiles(dir);
     const path = join(dir, name);
     temp = join(dir, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     const file = await open(temp, 'w', 0o600);

@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -134,6 +135,22 @@ describe('produceVendorDocuments', () => {
     expect(
       await findDocument(deps.db, { ispId: 'demo-fai', period: '2027-01', type: 'invoice' }),
     ).toBeUndefined();
+  });
+
+  it("removes the temporary files of a writer killed mid-write, and leaves a live writer's", async () => {
+    const dir = join(vendorOutputDir(deps.config), 'demo-fai', '2026-09');
+    mkdirSync(dir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited, so no longer running
+    const live = `.invoice.html.${process.ppid}.tmp`; // vitest's main process runs on
+    for (const name of [`.invoice.xml.${dead}.tmp`, `.detail.csv.${dead}.tmp`, live]) {
+      writeFileSync(join(dir, name), 'half a file');
+    }
+    await produceVendorDocuments(deps, {
+      ispId: 'demo-fai',
+      period: '2026-09',
+      readLines: () => streamOf([]),
+    });
+    expect(readdirSync(dir).sort()).toEqual([live, 'detail.csv']);
   });
 
   it('refuses rated lines that changed after the invoice was issued', async () => {

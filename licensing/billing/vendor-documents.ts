@@ -7,12 +7,14 @@
  * billing_documents) the first time, and every later run renders that frozen model, so neither
  * the clock nor a config edit changes a file once issued. Each file is written under a
  * temporary name and renamed into place, so a crash never leaves half a file under the final
- * name. The rated lines are read twice (totals, then the detail file), each time as a stream.
+ * name; the temporary files of a writer killed mid-write go at the next run. The rated lines
+ * are read twice (totals, then the detail file), each time as a stream.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Party } from '../../config/vendor-billing-schema.js';
 import { retryLockConflicts } from '../../platform/db.js';
+import { removeDeadWritersFiles } from '../../platform/dead-writer-files.js';
 import { ConfigError, InternalError } from '../../platform/errors.js';
 import type { LicensingDeps } from '../context.js';
 import { servedIsp } from '../context.js';
@@ -187,6 +189,7 @@ export async function produceVendorDocuments(
 
   const dir = join(vendorOutputDir(deps.config), isp.id, req.period);
   await mkdir(dir, { recursive: true });
+  await removeDeadWritersFiles(dir);
   const files: WrittenFile[] = [];
   const result: VendorDocumentsResult = { dir, ratedLines: agg.ratedLines, files };
   for (const [type, issued] of [
