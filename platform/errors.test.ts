@@ -47,6 +47,15 @@ describe('error taxonomy', () => {
     expect(isRetryable(Object.assign(new Error('pool'), { name: 'KnexTimeoutError' }))).toBe(true);
   });
 
+  it('retries a connection mysql2 closed as fatal, but not a fatal refusal by the server', () => {
+    // What a transaction rejects with when its connection was reset (knex's ROLLBACK fails).
+    const closed = new Error("ROLLBACK - Can't add new command when connection is in closed state");
+    expect(isRetryable(Object.assign(closed, { fatal: true }))).toBe(true);
+    const denied = { code: 'ER_ACCESS_DENIED_ERROR', fatal: true };
+    expect(isRetryable(Object.assign(new Error('access denied'), denied))).toBe(false);
+    expect(isRetryable(Object.assign(new Error('x'), { fatal: false }))).toBe(false);
+  });
+
   it('tells database failures from other foreign errors', () => {
     expect(isDatabaseError(Object.assign(new Error('x'), { code: 'ER_SERVER_SHUTDOWN' }))).toBe(
       true,

@@ -74,8 +74,13 @@ export function isRetryable(err: unknown): boolean {
   if (isRelaisError(err)) return err.retryable;
   // knex's pool gives up with this error (no code) while the database is unreachable.
   if ((err as { name?: unknown } | null)?.name === 'KnexTimeoutError') return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && RETRYABLE_SYSTEM_CODES.has(code);
+  const { code, fatal } = (err as { code?: unknown; fatal?: unknown } | null) ?? {};
+  if (typeof code === 'string' && RETRYABLE_SYSTEM_CODES.has(code)) return true;
+  // mysql2 marks the failures of a connection itself as fatal. One without a server error code
+  // is the network, not the statement: after a reset, knex's ROLLBACK on the dead connection
+  // fails with "Can't add new command when connection is in closed state" (no code), and that
+  // is the error a transaction rejects with. The next connection works.
+  return fatal === true && !(typeof code === 'string' && code.startsWith('ER_'));
 }
 
 /**
