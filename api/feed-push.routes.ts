@@ -140,6 +140,20 @@ const WARNED_REFUSALS = new Set<string>([
   'FEED_TOO_LARGE',
 ]);
 
+function redisDown(cause?: unknown): TransientError {
+  const message = 'cannot accept pushes while redis is down';
+  return new TransientError('REDIS_UNAVAILABLE', message, {}, { cause });
+}
+
+/** A Redis call of the route, with an outage (even one starting mid-body) as a retryable 503. */
+async function redisCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw redisDown(err);
+  }
+}
+
 const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
   const now = options.now ?? Date.now;
   app.addHook('onError', async (request, _reply, err) => {
@@ -156,10 +170,9 @@ const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
   app.post<{ Params: { isp: string } }>('/v1/isps/:isp/feeds', async (request, reply) => {
     const { isp, push } = pushSettings(options.config, request.params.isp);
     const { timestamp, signature } = readHeaders(request, push, Math.floor(now() / 1000));
-    if (options.redis.status !== 'ready')
-      throw new TransientError('REDIS_UNAVAILABLE', 'cannot accept pushes while redis is down');
+    if (options.redis.status !== 'ready') throw redisDown();
     const replayKey = `${options.redisPrefix}:push-signature:${isp.id}:${signature.slice(7)}`;
-    if ((await options.redis.exists(replayKey)) === 1)
+    if ((await redisCall(() => options.redis.exists(replayKey))) === 1)
       throw new RequestError('FEED_PUSH_REPLAYED', 'this signed request was already received');
 
     const body = request.body as Readable;
@@ -188,7 +201,9 @@ const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
           const given = Buffer.from(signature);
           if (expected.length !== given.length || !timingSafeEqual(expected, given))
             throw unauthorized('signature does not match');
-          const fresh = await options.redis.set(replayKey, '1', 'EX', push.replayWindowS * 2, 'NX');
+          const fresh = await redisCall(() =>
+            options.redis.set(replayKey, '1', 'EX', push.replayWindowS * 2, 'NX'),
+          );
           if (fresh !== 'OK')
             throw new RequestError(
               'FEED_PUSH_REPLAYED',
@@ -217,11 +232,21 @@ const pushRoute: FastifyPluginAsync<RouteOptions> = async (app, options) => {
         `push is empty (0 bytes); recorded as failed feed ${received.feed.id}`,
       );
     }
-    await options.queues.feeds.add(
-      JOB_NAMES.ingestIsp,
-      { ispId: isp.id, feedId: received.feed.id },
-      { jobId: ingestJobId(isp.id, received.feed.id) },
-    );
+    try {
+      await options.queues.feeds.add(
+        JOB_NAMES.ingestIsp,
+        { ispId: isp.id, feedId: received.feed.id },
+        { jobId: ingestJobId(isp.id, received.feed.id) },
+      );
+    } catch (err) {
+      // Redis went down after the feed was recorded. The feed is safe in the ledger, and the
+      // scheduler's sweep asks for the drain of every feed still received (every minute), so
+      // the push is accepted: refusing it now would ask the ISP to resend what is kept.
+      request.log.warn(
+        { err, isp: isp.id, feedId: received.feed.id },
+        'feed recorded, its drain left to the scheduler sweep',
+      );
+    }
     return reply
       .status(202)
       .send({ feedId: received.feed.id, status: received.feed.status, duplicate: false });

@@ -181,6 +181,10 @@ export function openQueues(connection: Redis, prefix: string): Queues {
     ...options,
     defaultJobOptions: DELIVERY_JOB_OPTIONS,
   });
+  // BullMQ passes every error of the connection on to each queue, and prints it raw on stderr
+  // when the queue has no listener: three multi-line traces per reconnect while Redis is down,
+  // outside the JSON log. The connection's own listener logs them once (platform/redis.ts).
+  for (const queue of [feeds, provisioning, delivery]) queue.on('error', () => {});
   return {
     feeds,
     provisioning,
