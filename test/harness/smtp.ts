@@ -2,6 +2,9 @@
  * A real SMTP relay in the test process (the `smtp-server` package) on 127.0.0.1, keeping what
  * it accepts parsed by `mailparser`. Recipients can be refused for good (550) or for now (451)
  * to play a relay that knows its mailboxes; `stop()` and `start()` play a relay going down.
+ * With `quoteRecipient`, refusals quote the address and carry an enhanced status code, as
+ * Postfix's do (`550 5.1.1 <a@b>: Recipient address rejected: ...`), for tests that prove
+ * such a reply never gets stored or logged.
  */
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
@@ -30,7 +33,7 @@ function replyError(message: string, responseCode: number): Error {
 
 /** A relay on `port` (0: the OS picks one); started unless `listen` is false. */
 export async function createTestRelay(
-  options: { port?: number; listen?: boolean } = {},
+  options: { port?: number; listen?: boolean; quoteRecipient?: boolean } = {},
 ): Promise<TestRelay> {
   const received: ReceivedMail[] = [];
   const refused = new Set<string>();
@@ -44,8 +47,17 @@ export async function createTestRelay(
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
       onRcptTo(address, _session, callback) {
-        if (refused.has(address.address)) return callback(replyError('no such mailbox', 550));
-        if (deferred.has(address.address)) return callback(replyError('try again later', 451));
+        const to = address.address;
+        const quoted = (enhanced: string, text: string) =>
+          options.quoteRecipient
+            ? `${enhanced} <${to}>: Recipient address rejected: ${text}`
+            : text;
+        if (refused.has(to)) {
+          return callback(replyError(quoted('5.1.1', 'no such mailbox'), 550));
+        }
+        if (deferred.has(to)) {
+          return callback(replyError(quoted('4.7.1', 'try again later'), 451));
+        }
         callback();
       },
       onData(stream, session, callback) {
