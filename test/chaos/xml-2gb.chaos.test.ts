@@ -18,7 +18,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -149,10 +149,24 @@ describe('a sparse 2 GB XML file in a polled inbox', () => {
   });
 });
 
+/** An HTTP/1.1 answer with a Content-Length, once it is whole. */
+function parseAnswer(bytes: Buffer): { status: number; json: Record<string, unknown> } | undefined {
+  const end = bytes.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const head = bytes.subarray(0, end).toString('latin1');
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1]);
+  const body = bytes.subarray(end + 4);
+  if (!Number.isInteger(status) || !Number.isInteger(length) || body.length < length)
+    return undefined;
+  return { status, json: JSON.parse(body.subarray(0, length).toString('utf8')) };
+}
+
 describe('a 2 GB XML body pushed to the api', () => {
   let relais: ChildProcess | undefined;
   let done: ReturnType<typeof collect> | undefined;
   let baseUrl: string;
+  let port: number;
 
   afterAll(async () => {
     relais?.kill('SIGTERM');
@@ -160,7 +174,7 @@ describe('a 2 GB XML body pushed to the api', () => {
   });
 
   async function startRelais(): Promise<number> {
-    const port = await freePort();
+    port = await freePort();
     relais = spawnCli(['start', '--role', 'all', '--config', writeConfig({ http: { port } })]);
     done = collect(relais, 300_000);
     baseUrl = `http://127.0.0.1:${port}`;
@@ -173,7 +187,12 @@ describe('a 2 GB XML body pushed to the api', () => {
     }
   }
 
-  /** Streams the hostile body to `isp`, signed; resolves with the status and JSON answer. */
+  /**
+   * Streams the hostile body to `isp`, signed, over a plain socket; resolves with the status
+   * and JSON answer. A plain socket, because the server may answer and close while the body is
+   * still going out: Node's HTTP client then reports the write's EPIPE and drops the answer it
+   * had received, where a sender reading its socket (as curl does) still sees the 413.
+   */
   function push(isp: string, signature: string, timestamp: number) {
     const body = hostileBody();
     return new Promise<{
@@ -182,29 +201,47 @@ describe('a 2 GB XML body pushed to the api', () => {
       state: PullState;
       firstByteMs: number;
     }>((resolve, reject) => {
-      const headers = {
-        'content-type': 'application/xml',
-        'content-length': String(2 * GB),
-        'x-relais-timestamp': String(timestamp),
-        'x-relais-signature': signature,
-        'x-relais-filename': 'clients-2gb-push.xml',
-      };
+      const head = [
+        `POST /v1/isps/${isp}/feeds HTTP/1.1`,
+        `host: 127.0.0.1:${port}`,
+        'content-type: application/xml',
+        `content-length: ${2 * GB}`,
+        `x-relais-timestamp: ${timestamp}`,
+        `x-relais-signature: ${signature}`,
+        'x-relais-filename: clients-2gb-push.xml',
+        'connection: close',
+      ].join('\r\n');
       const firstByteMs = performance.now();
-      const req = request(
-        `${baseUrl}/v1/isps/${isp}/feeds`,
-        { method: 'POST', headers, agent: false },
-        (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('end', () => {
-            req.destroy();
-            const json = JSON.parse(Buffer.concat(parts).toString('utf8'));
-            resolve({ status: res.statusCode ?? 0, json, state: body.state, firstByteMs });
-          });
-        },
-      );
-      req.on('error', reject);
-      Readable.from(body.chunks()).pipe(req);
+      const socket = connect(port, '127.0.0.1');
+      const source = Readable.from(body.chunks());
+      let received = Buffer.alloc(0);
+      let writeError: Error | undefined;
+      let settled = false;
+      const settle = (answer?: { status: number; json: Record<string, unknown> }) => {
+        if (settled) return;
+        settled = true;
+        source.destroy();
+        socket.destroy();
+        if (answer) resolve({ ...answer, state: body.state, firstByteMs });
+        else {
+          const text = received.toString('utf8').slice(0, 300);
+          const exit = `relais exit code ${relais?.exitCode}, signal ${relais?.signalCode}`;
+          reject(new Error(`no answer (write: ${writeError?.message}; ${exit}); got ${text}`));
+        }
+      };
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        const answer = parseAnswer(received);
+        if (answer) settle(answer);
+      });
+      // The write side failing is expected once the server answered; the read side decides.
+      socket.on('error', (err) => {
+        writeError = err;
+      });
+      socket.on('close', () => settle(parseAnswer(received)));
+      socket.write(`${head}\r\n\r\n`);
+      // Not ended after the body: a half-closed socket makes Node's server drop the request.
+      source.pipe(socket, { end: false }).on('error', () => undefined);
     });
   }
 
