@@ -27,6 +27,7 @@ function isp(overrides: Partial<IspOverview> = {}): IspOverview {
     keyDeliveries: { pending: 0, delivered: 0, failed: 0 },
     billingDeliveries: [],
     currentPeriod: '2026-11',
+    currentActivity: { activations: 0, provisioned: 0, partial: false },
     lastClosed: null,
     lastReconciliation: null,
     billableLicences: [],
@@ -87,6 +88,18 @@ describe('renderOperationsPage', () => {
     const html = renderOperationsPage(overview([isp()]));
     expect(html).not.toMatch(/<script|<link|src=|@import|url\(/i);
     expect(html).toContain('No feed received yet.');
+  });
+
+  it("shows the current period's activity so far, as a floor when the count stopped at its cap", () => {
+    const exact = renderOperationsPage(
+      overview([isp({ currentActivity: { activations: 1234, provisioned: 5, partial: false } })]),
+    );
+    expect(exact).toMatch(/Activated so far<\/dt>\s*<dd[^>]*>1,234<\/dd>/);
+    expect(exact).toMatch(/Subscribers provisioned so far<\/dt>\s*<dd[^>]*>5<\/dd>/);
+    const floor = renderOperationsPage(
+      overview([isp({ currentActivity: { activations: 7, provisioned: 99_993, partial: true } })]),
+    );
+    expect(floor).toMatch(/Activated so far<\/dt>\s*<dd[^>]*>at least 7<\/dd>/);
   });
 
   it('says so when no ISP is configured', () => {

@@ -174,7 +174,13 @@ function provisioningCard(isp: IspOverview): string {
 
 function periodsCard(isp: IspOverview): string {
   const closed = isp.lastClosed;
-  const rows: [string, string][] = [['Current period', isp.currentPeriod]];
+  const activity = isp.currentActivity;
+  const floor = activity.partial ? 'at least ' : '';
+  const rows: [string, string][] = [
+    ['Current period', isp.currentPeriod],
+    ['Activated so far', `${floor}${formatCount(activity.activations)}`],
+    ['Subscribers provisioned so far', `${floor}${formatCount(activity.provisioned)}`],
+  ];
   if (closed) {
     rows.push(
       ['Last closed period', closed.period],

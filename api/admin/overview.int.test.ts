@@ -188,6 +188,26 @@ beforeAll(async () => {
         activated_at: NOW,
       },
     ]);
+  // The current period (December in Paris) began at 23:00 UTC: only the ops events after
+  // that and up to NOW count.
+  const event = (type: 'activated' | 'provisioned' | 'delivered', iso: string, isp = 'ops') => ({
+    ispId: isp,
+    subscriberId: `sub_${type}_${iso}`,
+    type,
+    idempotencyKey: `overview:${isp}:${type}:${iso}`,
+    occurredAt: at(iso),
+  });
+  await appendEvents(licensingDb, [
+    event('provisioned', '2026-11-30T23:01:00Z'),
+    event('provisioned', '2026-11-30T23:02:00Z'),
+    event('provisioned', '2026-11-30T23:03:00Z'),
+    event('delivered', '2026-11-30T23:04:00Z'),
+    event('activated', '2026-11-30T23:10:00Z'),
+    event('activated', '2026-11-30T23:29:59Z'),
+    event('activated', '2026-11-30T22:59:59Z'),
+    event('activated', '2026-11-30T23:45:00Z'),
+    event('activated', '2026-11-30T23:15:00Z', 'quiet'),
+  ]);
   await recordReconciliationRun(
     db,
     reconciled({ MATCHED: 7, UNKNOWN_REF: 2 }, 'facturation_202610.csv'),
@@ -225,6 +245,8 @@ describe('loadOverview', () => {
         },
       ],
     });
+    // November's last activation, a later one and another ISP's are not this period's so far.
+    expect(ops?.currentActivity).toEqual({ activations: 2, provisioned: 3, partial: false });
     expect(ops?.lastFeeds.map((f) => f.name)).toEqual([
       'abonnes_8.csv',
       'abonnes_7.csv',
@@ -316,6 +338,7 @@ describe('loadOverview', () => {
       keyDeliveries: { pending: 0, delivered: 4, failed: 0 },
       billingDeliveries: [],
       currentPeriod: '2026-12',
+      currentActivity: { activations: 1, provisioned: 0, partial: false },
       lastClosed: null,
       lastReconciliation: null,
       billableLicences: [],

@@ -7,8 +7,9 @@
  * It runs on every page view of a deployment with millions of rows, so every query is bounded:
  * a LIMIT on an indexed order, an aggregate over an index range that only holds backlog (rows
  * waiting for something), or a count capped at {@link COUNT_CAP} (a count equal to the cap
- * means "at least that many"). Nothing here scans rated lines, subscribers or the ledger: the
- * licences of a closed period are counted once by the close (`billing_closes.licences`).
+ * means "at least that many"). Nothing here scans rated lines or subscribers: the licences of
+ * a closed period are counted once by the close (`billing_closes.licences`), and the ledger is
+ * read only over the current period's newest {@link COUNT_CAP} events.
  *
  * Read only, and nothing personal: feed names, ids, counts and error codes, never a customer
  * ref or an address (those columns are not selected).
@@ -16,7 +17,7 @@
 import type { Queue } from 'bullmq';
 import type { IspConfig, RelaisConfig } from '../../config/load.js';
 import { billableLicences } from '../../licensing/billing/close.js';
-import { periodOf } from '../../licensing/periods.js';
+import { periodBounds, periodOf } from '../../licensing/periods.js';
 import type { Db } from '../../platform/db.js';
 
 export interface FeedSummary {
@@ -63,6 +64,12 @@ export interface IspOverview {
   billingDeliveries: { period: string; fileName: string; status: string; at: Date }[];
   /** YYYY-MM in the ISP's time zone. */
   currentPeriod: string;
+  /**
+   * The current period so far, from the ledger: licences activated for the first time (each
+   * one billable at the close) and new subscribers provisioned. Read from its newest
+   * {@link COUNT_CAP} events; `partial` says the period has more, so the counts are a floor.
+   */
+  currentActivity: { activations: number; provisioned: number; partial: boolean };
   lastClosed: {
     period: string;
     closedAt: Date;
@@ -159,7 +166,11 @@ async function ispOverview(deps: OverviewDeps, isp: IspConfig, now: Date): Promi
       billingDeliveriesOf(db, isp.id),
       lastReconciliationOf(db, isp.id),
     ]);
-  const closes = await closedPeriodsOf(deps.licensingDb, isp.id);
+  const currentPeriod = periodOf(now, isp.timeZone);
+  const [closes, currentActivity] = await Promise.all([
+    closedPeriodsOf(deps.licensingDb, isp.id),
+    periodActivityOf(deps.licensingDb, isp, currentPeriod, now),
+  ]);
   return {
     ispId: isp.id,
     name: isp.name,
@@ -175,7 +186,8 @@ async function ispOverview(deps: OverviewDeps, isp: IspConfig, now: Date): Promi
     },
     keyDeliveries,
     billingDeliveries,
-    currentPeriod: periodOf(now, isp.timeZone),
+    currentPeriod,
+    currentActivity,
     lastClosed: closes.last,
     lastReconciliation: reconciled,
     billableLicences: closes.licences,
@@ -367,6 +379,45 @@ async function closedPeriodsOf(
     })),
   );
   return { last, licences: licences.reverse() };
+}
+
+/**
+ * `subscription_events_isp_time_ix` (isp_id, occurred_at), read backwards from `now` over the
+ * period's newest {@link COUNT_CAP} events at most.
+ */
+async function periodActivityOf(
+  db: Db,
+  isp: IspConfig,
+  period: string,
+  now: Date,
+): Promise<IspOverview['currentActivity']> {
+  const { start, end } = periodBounds(period, isp.timeZone);
+  const until = now < end ? now : end;
+  const newest = db('subscription_events')
+    .select('type')
+    .where('isp_id', isp.id)
+    .andWhere('occurred_at', '>=', start)
+    .andWhere('occurred_at', '<=', until)
+    .orderBy('occurred_at', 'desc')
+    .limit(COUNT_CAP)
+    .as('newest');
+  const row = (await db
+    .from(newest)
+    .select(
+      db.raw('COUNT(*) AS seen'),
+      db.raw("COALESCE(SUM(type = 'activated'), 0) AS activations"),
+      db.raw("COALESCE(SUM(type = 'provisioned'), 0) AS provisioned"),
+    )
+    .first()) as {
+    seen: number | string;
+    activations: number | string;
+    provisioned: number | string;
+  };
+  return {
+    activations: Number(row.activations),
+    provisioned: Number(row.provisioned),
+    partial: Number(row.seen) >= COUNT_CAP,
+  };
 }
 
 const countedByDb = new WeakMap<Db, Map<string, number>>();

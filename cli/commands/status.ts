@@ -119,9 +119,16 @@ function reconciliationLine(isp: IspOverview): string | undefined {
   );
 }
 
+/** The current period so far, as `3 activated, 120 provisioned so far`. */
+function activityText(isp: IspOverview): string {
+  const { activations, provisioned, partial } = isp.currentActivity;
+  const floor = partial ? 'at least ' : '';
+  return `${floor}${activations} activated, ${floor}${provisioned} provisioned so far`;
+}
+
 function ispLines(isp: IspOverview): string[] {
   return [
-    `${ispNeedsAttention(isp) ? WARN : OK}${isp.ispId} (${isp.name}), ${isp.enabled ? 'enabled' : 'disabled'}, period ${isp.currentPeriod}`,
+    `${ispNeedsAttention(isp) ? WARN : OK}${isp.ispId} (${isp.name}), ${isp.enabled ? 'enabled' : 'disabled'}, period ${isp.currentPeriod}: ${activityText(isp)}`,
     feedsLine(isp),
     ...heldLines(isp),
     provisioningLine(isp),
