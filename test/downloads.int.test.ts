@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { downloadRoutes, prefersHtml } from '../api/download.routes.js';
+import { downloadCounter, downloadRoutes, prefersHtml } from '../api/download.routes.js';
 import { buildApi } from '../api/server.js';
 import type { LicensingDeps } from '../licensing/context.js';
 import { createDownloadToken } from '../licensing/download-token.js';
@@ -154,8 +154,14 @@ describe('a valid download link', () => {
     expect(html).toContain(`<a href="${server}/v1/downloads/${token}/backup">backup</a>`);
   });
 
-  it('records every download, and not a HEAD request', async () => {
+  it('records and counts every download, and not a HEAD request', async () => {
     const { token, subscriberId } = await seeded({ modules: ['backup'] });
+    const served = async () => {
+      const { values } = await downloadCounter(deps.metrics).get();
+      const found = values.find((v) => v.labels.isp === 'demo-fai' && v.labels.module === 'backup');
+      return found?.value ?? 0;
+    };
+    const servedBefore = await served();
     for (let i = 0; i < 2; i++) await (await fetch(`${base}/v1/downloads/${token}/backup`)).text();
     const head = await fetch(`${base}/v1/downloads/${token}/backup`, { method: 'HEAD' });
     expect(head.status).toBe(200);
@@ -163,6 +169,7 @@ describe('a valid download link', () => {
     const { rows, events } = await downloadsOf(subscriberId);
     expect(rows).toHaveLength(2);
     expect(events).toHaveLength(2);
+    expect(await served()).toBe(servedBefore + 2);
   });
 
   it('follows module changes: a removed module is no longer listed or served', async () => {

@@ -306,9 +306,17 @@ describe('bad records', () => {
     copy.push(duplicated.replace(/SECU_\w+/, 'SECU_INTEGRAL'));
     const before = (await storedState('csv-rows')).get(customers[2]?.ref as string);
     expect(before).toBeDefined();
+    const records = (outcome: string) =>
+      metricValue('relais_feed_records_total', { isp: 'csv-rows', outcome });
+    const [appliedBefore, rejectedBefore] = [
+      (await records('applied')) ?? 0,
+      await records('rejected'),
+    ];
     const feedId = await intake.ingest('csv-rows', 'dup.csv', encode(copy, 'windows-1252'));
     const feed = await intake.ledger.get(feedId);
     expect(feed).toMatchObject({ status: 'applied', rejected: 2, cancels: 0 });
+    expect(await records('rejected')).toBe((rejectedBefore ?? 0) + 2);
+    expect(await records('applied')).toBe(appliedBefore + (feed?.applied ?? Number.NaN));
     const rejects = await intake.ledger.rejectsOf(feedId);
     expect(rejects.map((r) => r.line)).toEqual([4, 22]);
     expect(rejects[0]?.reason).toMatch(/appears 2 times/);
@@ -452,8 +460,14 @@ describe('safety valve', () => {
     expect(await metricValue('relais_feeds_held', valve)).toBe(1);
     expect(await metricValue('relais_feeds_total', { ...valve, status: 'applied' })).toBe(1);
 
+    const change = (kind: string) =>
+      metricValue('relais_feed_changes_total', { isp: 'csv-valve', kind });
+    expect(await change('subscribe')).toBe(day1.filter((c) => c.status !== 'cancelled').length);
+    const cancelsBefore = (await change('cancel')) ?? 0;
     const { feed } = await intake.intake.approve(feedId);
     expect(feed.status).toBe('applied');
+    expect(feed.cancels).toBeGreaterThan(0);
+    expect(await change('cancel')).toBe(cancelsBefore + feed.cancels);
     expect(await storedState('csv-valve')).toEqual(expectedAfterSnapshots(day1, shrunk));
     expect(await metricValue('relais_feeds_held', valve)).toBe(0);
     expect(await metricValue('relais_feeds_total', { ...valve, status: 'held' })).toBe(1);
