@@ -165,12 +165,18 @@ describe('relais demo', () => {
     );
     expect(existsSync(report)).toBe(true);
 
-    // The summary names every file it produced, and the operations page.
-    for (const path of [
-      report,
-      join(varDir(), 'vendor-invoices/alpha-telecom/2026-12/invoice.xml'),
-    ])
-      expect(run.stdout).toContain(path);
+    // The summary names every file it produced for someone (each ISP's outbox, the vendor's
+    // documents, the reconciliation reports), each of them exists, and the operations page.
+    const summary = run.stdout.slice(run.stdout.indexOf('Files produced:'));
+    const listed = [...summary.matchAll(/^ {3}.+? {2,}(\/\S+)$/gm)].map((m) => m[1] as string);
+    const made = Object.keys({
+      ...digests(join(varDir(), 'vendor-invoices')),
+      ...digests(join(varDir(), 'isps')),
+    }).filter((path) => /\/isps\/[^/]+\/(outbox|reconciliation)\/|\/vendor-invoices\//.test(path));
+    expect(made).toContain(report);
+    expect(made.length).toBeGreaterThan(15);
+    expect(listed.filter((path) => made.includes(path)).sort()).toEqual([...made].sort());
+    for (const path of listed) expect(existsSync(path), path).toBe(true);
     expect(run.stdout).toMatch(/http:\/\/127\.0\.0\.1:\d+\/admin /);
     expect(run.stdout).toMatch(/Stopped cleanly/);
     firstOutputs = {
