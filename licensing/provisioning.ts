@@ -601,14 +601,6 @@ async function applyInTransaction(
       const [subscriptions] = (await trx.raw(
         `SELECT * FROM subscriptions WHERE subscriber_id IN (${inList(subscriberIds)}) FOR UPDATE`,
       )) as [SubscriptionRow[]];
-      // A command's replay record is on the event written under its key, or in its own row
-      // (see BatchApplier.remember): one query reads both places.
-      const keys = inList(commands.map((c) => c.key));
-      const [priorRows] = (await trx.raw(
-        `SELECT idempotency_key, body_hash, result FROM provisioning_requests WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${keys})
-        UNION ALL SELECT idempotency_key, command_hash, command_reply FROM subscription_events WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${keys}) AND command_hash IS NOT NULL`,
-      )) as [{ idempotency_key: string; body_hash: Buffer; result: string }[]];
-      const priors = new Map(priorRows.map((row) => [row.idempotency_key, row]));
       const states = new Map<string, SubscriberState>();
       for (const id of subscriberIds)
         states.set(id, { subscription: null, foreign: false, licence: null });
@@ -622,6 +614,21 @@ async function applyInTransaction(
           state.foreign = true;
         }
       }
+      // A command's replay record is on the event written under its key, or in its own row
+      // (see BatchApplier.remember): one query reads both places. Such an event is only ever
+      // written with its subscription, so the ledger is asked only about the keys of
+      // subscribers this ISP already has: a first load's keys never probe it.
+      const ownSet = new Set(own);
+      const keys = inList(commands.map((c) => c.key));
+      const ledgerKeys = commands.filter((c) => ownSet.has(c.subscriberId)).map((c) => c.key);
+      const ledgerPart =
+        ledgerKeys.length === 0
+          ? ''
+          : ` UNION ALL SELECT idempotency_key, command_hash, command_reply FROM subscription_events WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${inList(ledgerKeys)}) AND command_hash IS NOT NULL`;
+      const [priorRows] = (await trx.raw(
+        `SELECT idempotency_key, body_hash, result FROM provisioning_requests WHERE isp_id = ${literal(ispId)} AND idempotency_key IN (${keys})${ledgerPart}`,
+      )) as [{ idempotency_key: string; body_hash: Buffer; result: string }[]];
+      const priors = new Map(priorRows.map((row) => [row.idempotency_key, row]));
       if (own.length > 0) {
         const [licences] = (await trx.raw(
           `SELECT * FROM licences WHERE subscriber_id IN (${inList(own)}) AND isp_id = ${literal(ispId)} AND status = 'valid' ORDER BY created_at FOR UPDATE`,
