@@ -13,6 +13,20 @@ describe('literal', () => {
     expect(literal(42)).toBe('42');
     expect(literal(null)).toBe('NULL');
   });
+
+  it('writes each date as itself when dates alternate (the last one is remembered)', () => {
+    const a = new Date('2026-12-01T00:00:00.001Z');
+    const b = new Date('2027-01-07T23:00:00.000Z');
+    expect([a, b, a, a, b].map(literal)).toEqual([
+      "'2026-12-01 00:00:00.001'",
+      "'2027-01-07 23:00:00.000'",
+      "'2026-12-01 00:00:00.001'",
+      "'2026-12-01 00:00:00.001'",
+      "'2027-01-07 23:00:00.000'",
+    ]);
+    // A text escaped after an unescaped one, and the other way round: no state carried over.
+    expect(["a'b", 'ab', "c'd"].map(literal)).toEqual(["'a\\'b'", "'ab'", "'c\\'d'"]);
+  });
 });
 
 describe('statements', () => {

@@ -24,7 +24,17 @@ export const literal = sqlLiteral;
 export type { SqlValue };
 
 function valuesList(rows: readonly SqlValue[][]): string {
-  return rows.map((row) => `(${row.map(literal).join(',')})`).join(',');
+  let text = '';
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as SqlValue[];
+    text += r === 0 ? '(' : ',(';
+    for (let c = 0; c < row.length; c++) {
+      if (c > 0) text += ',';
+      text += literal(row[c] as SqlValue);
+    }
+    text += ')';
+  }
+  return text;
 }
 
 export function inList(values: readonly string[]): string {
