@@ -53,6 +53,8 @@ describe('error taxonomy', () => {
     expect(isRetryable(Object.assign(closed, { fatal: true }))).toBe(true);
     const denied = { code: 'ER_ACCESS_DENIED_ERROR', fatal: true };
     expect(isRetryable(Object.assign(new Error('access denied'), denied))).toBe(false);
+    const handshake = { code: 'HANDSHAKE_NO_SSL_SUPPORT', fatal: true };
+    expect(isRetryable(Object.assign(new Error('no TLS on the server'), handshake))).toBe(false);
     expect(isRetryable(Object.assign(new Error('x'), { fatal: false }))).toBe(false);
   });
 

@@ -76,11 +76,12 @@ export function isRetryable(err: unknown): boolean {
   if ((err as { name?: unknown } | null)?.name === 'KnexTimeoutError') return true;
   const { code, fatal } = (err as { code?: unknown; fatal?: unknown } | null) ?? {};
   if (typeof code === 'string' && RETRYABLE_SYSTEM_CODES.has(code)) return true;
-  // mysql2 marks the failures of a connection itself as fatal. One without a server error code
-  // is the network, not the statement: after a reset, knex's ROLLBACK on the dead connection
-  // fails with "Can't add new command when connection is in closed state" (no code), and that
-  // is the error a transaction rejects with. The next connection works.
-  return fatal === true && !(typeof code === 'string' && code.startsWith('ER_'));
+  // mysql2 marks the failures of a connection itself as fatal. One with no code at all is the
+  // network, not the statement: after a reset, knex's ROLLBACK on the dead connection fails
+  // with "Can't add new command when connection is in closed state" (no code), and that is the
+  // error a transaction rejects with. The next connection works. A fatal error with a code
+  // (a refused login, a TLS or handshake setting) fails the same way every time.
+  return fatal === true && code === undefined;
 }
 
 /**
