@@ -616,7 +616,8 @@ async function applyInTransaction(
       }
       // A command's replay record is on the event written under its key, or in its own row
       // (see BatchApplier.remember): one query reads both places. Such an event is only ever
-      // written with its subscription, so the ledger is asked only about the keys of
+      // written with its subscription, and a key names its subscriber (parseBatch checks the
+      // form <subscriberId>:v<version>), so the ledger is asked only about the keys of
       // subscribers this ISP already has: a first load's keys never probe it.
       const ownSet = new Set(own);
       const keys = inList(commands.map((c) => c.key));

@@ -388,6 +388,33 @@ describe('subscribe', () => {
     expect(await rowsFor([unknown.subscriberId])).toBe(1);
   });
 
+  it('replays each command of a mixed batch from where its record lives, and applies the new', async () => {
+    // The server reads event-held records only for subscribers that exist: a resent subscribe
+    // (its record on its event), a resent refusal of an unknown subscriber (its record in
+    // provisioning_requests) and a brand-new subscriber side by side in one batch.
+    const applied = command();
+    const unknown = command({ kind: 'suspend', status: 'suspended' });
+    const [first, refused] = await send([applied, unknown]);
+    expect(refused).toMatchObject({ outcome: 'rejected', code: 'SUBSCRIBER_NOT_FOUND' });
+    const fresh = command({ modules: ['firewall'] });
+    const results = await send([unknown, fresh, applied]);
+    expect(results[0]).toEqual(refused);
+    expect(results[1]).toMatchObject({ outcome: 'applied', licence: { key: expect.any(String) } });
+    const { key, ...withoutKey } = first?.licence ?? {};
+    expect(key).toBeDefined();
+    expect(results[2]).toEqual({ key: applied.key, outcome: 'replayed', licence: withoutKey });
+    // And each record still guards its key against another body.
+    const conflicts = await send([
+      { ...applied, modules: ['backup'] },
+      { ...unknown, kind: 'cancel', status: 'cancelled' },
+    ]);
+    expect(conflicts.map((r) => r.code)).toEqual([
+      'PROVISIONING_KEY_CONFLICT',
+      'PROVISIONING_KEY_CONFLICT',
+    ]);
+    expect(await eventsOf(applied.subscriberId)).toHaveLength(1);
+  });
+
   it('calls the same key with another body a conflict, and changes nothing', async () => {
     const c = command();
     await one(c);
