@@ -152,7 +152,7 @@ describe('relais status', () => {
       .slice(0, 7);
     expect(lines.slice(1)).toEqual([
       '',
-      `! ops (Demo FAI), enabled, period ${period}: 0 activated, 0 provisioned so far`,
+      `! ops (Demo FAI), enabled, period ${period}: 0 activated, 0 subscribed so far`,
       '!   feeds      abonnes_3.csv failed FEED_UNREADABLE 2026-11-08 03:00 (0 read, 0 applied, 0 rejected); 1 held',
       `!   held       ${heldId} abonnes_2.csv since 2026-11-07 03:00: would cancel 70 of 100 active subscribers`,
       '!              relais feeds approve <feed> applies one, relais feeds reject drops it',
@@ -160,7 +160,7 @@ describe('relais status', () => {
       '    month end  closed 2026-10 (3 lines, 3.20 EUR, 2 licences); file 2026-10 delivered',
       '    reconciled 2026-10 on 2026-11-06 06:40: 7 matched, 2 UNKNOWN_REF',
       '',
-      `  quiet (Quiet ISP), disabled, period ${period}: 0 activated, 0 provisioned so far`,
+      `  quiet (Quiet ISP), disabled, period ${period}: 0 activated, 0 subscribed so far`,
       '    feeds      q.csv applied 2026-11-08 04:00 (5 read, 5 applied, 0 rejected)',
       '    provision  batches 0 pending, 0 queued, 0 failed, 0 refused; keys 0 pending, 0 failed',
       '    month end  no period closed',

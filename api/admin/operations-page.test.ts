@@ -95,7 +95,7 @@ describe('renderOperationsPage', () => {
       overview([isp({ currentActivity: { activations: 1234, provisioned: 5, partial: false } })]),
     );
     expect(exact).toMatch(/Activated so far<\/dt>\s*<dd[^>]*>1,234<\/dd>/);
-    expect(exact).toMatch(/Subscribers provisioned so far<\/dt>\s*<dd[^>]*>5<\/dd>/);
+    expect(exact).toMatch(/Subscribes so far \(new or returning\)<\/dt>\s*<dd[^>]*>5<\/dd>/);
     const floor = renderOperationsPage(
       overview([isp({ currentActivity: { activations: 7, provisioned: 99_993, partial: true } })]),
     );

@@ -179,7 +179,7 @@ function periodsCard(isp: IspOverview): string {
   const rows: [string, string][] = [
     ['Current period', isp.currentPeriod],
     ['Activated so far', `${floor}${formatCount(activity.activations)}`],
-    ['Subscribers provisioned so far', `${floor}${formatCount(activity.provisioned)}`],
+    ['Subscribes so far (new or returning)', `${floor}${formatCount(activity.provisioned)}`],
   ];
   if (closed) {
     rows.push(

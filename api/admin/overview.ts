@@ -9,7 +9,7 @@
  * waiting for something), or a count capped at {@link COUNT_CAP} (a count equal to the cap
  * means "at least that many"). Nothing here scans rated lines or subscribers: the licences of
  * a closed period are counted once by the close (`billing_closes.licences`), and the ledger is
- * read only over the current period's newest {@link COUNT_CAP} events.
+ * read only over the current period's newest {@link ACTIVITY_EVENTS} events.
  *
  * Read only, and nothing personal: feed names, ids, counts and error codes, never a customer
  * ref or an address (those columns are not selected).
@@ -66,8 +66,9 @@ export interface IspOverview {
   currentPeriod: string;
   /**
    * The current period so far, from the ledger: licences activated for the first time (each
-   * one billable at the close) and new subscribers provisioned. Read from its newest
-   * {@link COUNT_CAP} events; `partial` says the period has more, so the counts are a floor.
+   * one billable at the close) and subscribes applied (new customers, and cancelled ones who
+   * came back). Read from its newest {@link ACTIVITY_EVENTS} events; `partial` says the period
+   * has more, so the counts are a floor.
    */
   currentActivity: { activations: number; provisioned: number; partial: boolean };
   lastClosed: {
@@ -121,6 +122,11 @@ export const LAST_BILLING_DELIVERIES = 5;
 export const BILLABLE_PERIODS = 12;
 /** Counts of growing tables stop here: counting is an index range scan, kept short. */
 export const COUNT_CAP = 100_000;
+/**
+ * Ledger events read for the current period's activity: the index holds no event type, so
+ * each one costs a row lookup as well; a busy ISP's period shows "at least".
+ */
+export const ACTIVITY_EVENTS = 20_000;
 
 /** The reconciliation category a person must look at first; the others are listed by name. */
 export const MATCHED_CATEGORY = 'MATCHED';
@@ -383,7 +389,7 @@ async function closedPeriodsOf(
 
 /**
  * `subscription_events_isp_time_ix` (isp_id, occurred_at), read backwards from `now` over the
- * period's newest {@link COUNT_CAP} events at most.
+ * period's newest {@link ACTIVITY_EVENTS} events at most.
  */
 async function periodActivityOf(
   db: Db,
@@ -399,7 +405,7 @@ async function periodActivityOf(
     .andWhere('occurred_at', '>=', start)
     .andWhere('occurred_at', '<=', until)
     .orderBy('occurred_at', 'desc')
-    .limit(COUNT_CAP)
+    .limit(ACTIVITY_EVENTS)
     .as('newest');
   const row = (await db
     .from(newest)
@@ -416,7 +422,7 @@ async function periodActivityOf(
   return {
     activations: Number(row.activations),
     provisioned: Number(row.provisioned),
-    partial: Number(row.seen) >= COUNT_CAP,
+    partial: Number(row.seen) >= ACTIVITY_EVENTS,
   };
 }
 

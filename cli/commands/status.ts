@@ -119,11 +119,11 @@ function reconciliationLine(isp: IspOverview): string | undefined {
   );
 }
 
-/** The current period so far, as `3 activated, 120 provisioned so far`. */
+/** The current period so far, as `3 activated, 120 subscribed so far`. */
 function activityText(isp: IspOverview): string {
   const { activations, provisioned, partial } = isp.currentActivity;
   const floor = partial ? 'at least ' : '';
-  return `${floor}${activations} activated, ${floor}${provisioned} provisioned so far`;
+  return `${floor}${activations} activated, ${floor}${provisioned} subscribed so far`;
 }
 
 function ispLines(isp: IspOverview): string[] {
