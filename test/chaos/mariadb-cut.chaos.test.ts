@@ -45,6 +45,7 @@ import { createTestContext, type TestContext } from '../harness/context.js';
 import {
   expectConsistent,
   problemsIn,
+  replayRecords,
   subscribersByRef,
   waitSettled,
 } from '../harness/pipeline-state.js';
@@ -154,14 +155,7 @@ async function untilCutSessionsEnd(): Promise<void> {
 
 /** Every idempotency key the server holds a replay record of, for one ISP. */
 async function appliedKeys(db: Db, ispId: string): Promise<Set<string>> {
-  const keys: string[] = [
-    ...(await db('provisioning_requests').where({ isp_id: ispId }).pluck('idempotency_key')),
-    ...(await db('subscription_events')
-      .where({ isp_id: ispId })
-      .whereNotNull('command_hash')
-      .pluck('idempotency_key')),
-  ];
-  return new Set(keys);
+  return new Set((await replayRecords(db, ispId)).map((r) => r.idempotency_key));
 }
 
 /** The invariants of the header, on what the cut left behind. */

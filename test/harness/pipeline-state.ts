@@ -111,20 +111,32 @@ async function outboxKeys(db: Db): Promise<Map<string, string>> {
 }
 
 /**
+ * Every command the server holds a replay record of, with its ISP (of one ISP when given). The
+ * server keeps it on the event it wrote under the command's key, or in a
+ * `provisioning_requests` row when it wrote none (licensing/provisioning.ts).
+ */
+export async function replayRecords(
+  licensingDb: Db,
+  ispId?: string,
+): Promise<{ isp_id: string; idempotency_key: string }[]> {
+  const of = <Q extends { where(column: string, value: string): Q }>(query: Q): Q =>
+    ispId === undefined ? query : query.where('isp_id', ispId);
+  return [
+    ...(await of(licensingDb('provisioning_requests')).select('isp_id', 'idempotency_key')),
+    ...(await of(licensingDb('subscription_events'))
+      .whereNotNull('command_hash')
+      .select('isp_id', 'idempotency_key')),
+  ];
+}
+
+/**
  * Checks that the two sides agree and nothing was applied twice or lost (see the header).
  * Returns the number of commands checked, so a caller can tell the run did something.
  */
 export async function expectConsistent(dbs: PipelineDbs): Promise<number> {
   const { connectorDb, licensingDb } = dbs;
   const keys = await outboxKeys(connectorDb);
-  // The server keeps a command's replay record on the event it wrote under the command's key,
-  // or in a `provisioning_requests` row when it wrote none (licensing/provisioning.ts).
-  const applied: { isp_id: string; idempotency_key: string }[] = [
-    ...(await licensingDb('provisioning_requests').select('isp_id', 'idempotency_key')),
-    ...(await licensingDb('subscription_events')
-      .whereNotNull('command_hash')
-      .select('isp_id', 'idempotency_key')),
-  ];
+  const applied = await replayRecords(licensingDb);
   const appliedKeys = new Map(applied.map((r) => [r.idempotency_key, r.isp_id]));
   const lost = [...keys].filter(([key, isp]) => appliedKeys.get(key) !== isp).map(([k]) => k);
   const unknown = [...appliedKeys.keys()].filter((key) => !keys.has(key));
