@@ -1,9 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * `npm run test:chaos`: the long proofs of issue 7 (kills, outages, fuzzing, the demo month
- * scanned for personal data), kept out of `npm test` so the everyday suite stays quick. CI runs
- * both (.ci/run). docs/reliability.md says what each proves.
+ * `npm run test:chaos`: the long proofs under faults (processes killed at random, services
+ * stopped), fuzzing, and the demo month scanned for personal data, kept out of `npm test` so
+ * the everyday suite stays quick. CI runs both (.ci/run). docs/reliability.md says what each
+ * proves.
  */
 export default defineConfig({
   test: {

@@ -18,7 +18,7 @@
  * run only, the InnoDB buffer pool and redo log that docs/operations.md asks of a deployment
  * this size (2 GB each), and puts the server's own values back afterwards. With the 128 MB and
  * 96 MB defaults a million subscribers' indexes outgrow the pool and the run is disk-bound
- * (bench/README.md has both figures).
+ * (docs/provisioning-worker.md has both figures).
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -239,8 +239,13 @@ async function runProvisioning(config: RelaisConfig, redis: Redis): Promise<bool
   try {
     // The figures depend on them: a million subscribers' indexes outgrow MariaDB's defaults.
     if (args['tune-mariadb']) {
-      await setInnodbSizes(db, TUNED_INNODB);
+      // Restored in `finally` even if the resize itself fails half-way, and on Ctrl-C.
       tuned = true;
+      process.once('SIGINT', () => {
+        console.error('  interrupted: restoring MariaDB');
+        void setInnodbSizes(db, serverSizes).finally(() => process.exit(130));
+      });
+      await setInnodbSizes(db, TUNED_INNODB);
       console.error(`  MariaDB set for the run to ${describeSizes(await innodbSizes(db))}`);
       console.error(`  (the server's own: ${describeSizes(serverSizes)}; restored afterwards)`);
     } else {

@@ -65,8 +65,8 @@ import {
 /**
  * Batches a worker process has in flight at once. While one batch waits on the server, others
  * are being applied or recorded: on two cores a million subscribers went through at 9,859/s
- * with 3, 10,692/s with 4 and 11,125/s with 5 (docs/provisioning-worker.md). Each batch in
- * flight holds a connection of the server's pool for its transaction.
+ * with 3, 10,274 to 10,692/s with 4 and 10,706 to 11,125/s with 5 (docs/provisioning-worker.md).
+ * Each batch in flight holds a connection of the server's pool for its transaction.
  */
 export const PROVISIONING_CONCURRENCY = 5;
 
