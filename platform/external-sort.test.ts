@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExternalSorter, mergeSortedSources } from './external-sort.js';
+import { ExternalSorter, mergeSortedBatches } from './external-sort.js';
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const items: T[] = [];
@@ -54,14 +54,39 @@ describe('ExternalSorter', () => {
   });
 });
 
-describe('mergeSortedSources', () => {
-  it('merges sorted sources, empty ones included', async () => {
-    async function* of(...values: number[]) {
-      yield* values;
-    }
+describe('mergeSortedBatches', () => {
+  async function* of<T>(...batches: T[][]) {
+    yield* batches;
+  }
+
+  it('merges sorted sources of any batch sizes, empty batches and sources included', async () => {
     const merged = await collect(
-      mergeSortedSources([of(1, 4, 9), of(), of(2, 3, 10), of(5)], (a, b) => a - b),
+      mergeSortedBatches<number>(
+        [of([1, 4], [], [9]), of(), of([2], [3, 10]), of([], [5])],
+        (a, b) => a - b,
+      ),
     );
-    expect(merged).toEqual([1, 2, 3, 4, 5, 9, 10]);
+    expect(merged.flat()).toEqual([1, 2, 3, 4, 5, 9, 10]);
+    expect(merged.every((batch) => batch.length > 0)).toBe(true);
+  });
+
+  it('keeps ties in source order and hands on batches of at most 1024', async () => {
+    type Item = { k: number; source: number };
+    const source = (n: number) =>
+      of<Item>(
+        ...Array.from({ length: 3 }, (_, b) =>
+          Array.from({ length: 700 }, (_, i) => ({ k: b * 700 + i, source: n })),
+        ),
+      );
+    const merged = await collect(
+      mergeSortedBatches<Item>([source(0), source(1)], (a, b) => a.k - b.k),
+    );
+    const items = merged.flat();
+    expect(items).toHaveLength(4200);
+    for (let i = 0; i < items.length; i += 2) {
+      expect([items[i]?.source, items[i + 1]?.source]).toEqual([0, 1]);
+      expect(items[i]?.k).toBe(items[i + 1]?.k);
+    }
+    expect(Math.max(...merged.map((b) => b.length))).toBe(1024);
   });
 });

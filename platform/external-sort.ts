@@ -9,7 +9,7 @@
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { readLines } from './lines.js';
+import { readLineBatches } from './lines.js';
 
 export interface ExternalSortOptions<T> {
   /** Folder for run files; created when absent. */
@@ -20,6 +20,8 @@ export interface ExternalSortOptions<T> {
   /** Turns an item into one line of text without a newline (default JSON). */
   serialize?: (item: T) => string;
   deserialize?: (line: string) => T;
+  /** Items are their own lines (`serialize` and `deserialize` are the identity): no copying. */
+  linesAreItems?: boolean;
 }
 
 export class ExternalSorter<T> {
@@ -69,20 +71,32 @@ export class ExternalSorter<T> {
 
   /** All items in order. Call once, after the last push. */
   async *sorted(): AsyncGenerator<T> {
+    for await (const batch of this.sortedBatches()) yield* batch;
+  }
+
+  /**
+   * All items in order, in arrays: one await per batch rather than per item, for callers that
+   * go through millions of items. Call once (instead of {@link sorted}), after the last push.
+   */
+  async *sortedBatches(): AsyncGenerator<T[]> {
     if (this.runs.length === 0) {
       this.buffer.sort(this.options.compare);
-      yield* this.buffer;
+      if (this.buffer.length > 0) yield this.buffer;
       return;
     }
     await this.flush();
-    yield* mergeSortedSources(
+    yield* mergeSortedBatches(
       this.runs.map((file) => this.readRun(file)),
       this.options.compare,
     );
   }
 
-  private async *readRun(file: string): AsyncGenerator<T> {
-    for await (const line of readLines(file)) yield this.deserialize(line);
+  private async *readRun(file: string): AsyncGenerator<T[]> {
+    // Every run is read at once during the merge: a small read per run keeps the memory of
+    // the merge low when there are many runs (a run's batch keeps its chunk's text alive).
+    for await (const lines of readLineBatches(file, RUN_READ_BYTES)) {
+      yield this.options.linesAreItems ? (lines as T[]) : lines.map(this.deserialize);
+    }
   }
 
   /** Deletes the run files. */
@@ -91,63 +105,93 @@ export class ExternalSorter<T> {
   }
 }
 
-interface HeapEntry<T> {
-  item: T;
-  source: AsyncIterator<T>;
+/** Bytes read from a run file at a time during the merge. */
+const RUN_READ_BYTES = 16 * 1024;
+
+/** Items merged before a batch is handed on. */
+const MERGED_BATCH = 1024;
+
+interface Cursor<T> {
+  batch: T[];
+  at: number;
+  source: AsyncIterator<T[]>;
   order: number;
 }
 
-/** Merges already-sorted async sources; ties keep source order, so the merge is stable. */
-export async function* mergeSortedSources<T>(
-  sources: AsyncIterable<T>[],
+/**
+ * Merges sources that each yield their items in order, in arrays of any size (empty arrays
+ * included); yields the merged items in arrays. Ties keep source order, so the merge is
+ * stable. It awaits only when a source's array runs out.
+ */
+export async function* mergeSortedBatches<T>(
+  sources: AsyncIterable<T[]>[],
   compare: (a: T, b: T) => number,
-): AsyncGenerator<T> {
-  const less = (a: HeapEntry<T>, b: HeapEntry<T>) => {
-    const c = compare(a.item, b.item);
+): AsyncGenerator<T[]> {
+  const less = (a: Cursor<T>, b: Cursor<T>) => {
+    const c = compare(a.batch[a.at] as T, b.batch[b.at] as T);
     return c < 0 || (c === 0 && a.order < b.order);
   };
-  const heap: HeapEntry<T>[] = [];
-  const push = (entry: HeapEntry<T>) => {
-    heap.push(entry);
-    let i = heap.length - 1;
+  const heap: Cursor<T>[] = [];
+  const siftUp = (start: number) => {
+    let i = start;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(heap[i] as HeapEntry<T>, heap[parent] as HeapEntry<T>)) break;
-      [heap[i], heap[parent]] = [heap[parent] as HeapEntry<T>, heap[i] as HeapEntry<T>];
+      if (!less(heap[i] as Cursor<T>, heap[parent] as Cursor<T>)) break;
+      [heap[i], heap[parent]] = [heap[parent] as Cursor<T>, heap[i] as Cursor<T>];
       i = parent;
     }
   };
-  const pop = (): HeapEntry<T> => {
-    const top = heap[0] as HeapEntry<T>;
-    const last = heap.pop() as HeapEntry<T>;
-    if (heap.length > 0) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let smallest = i;
-        if (l < heap.length && less(heap[l] as HeapEntry<T>, heap[smallest] as HeapEntry<T>))
-          smallest = l;
-        if (r < heap.length && less(heap[r] as HeapEntry<T>, heap[smallest] as HeapEntry<T>))
-          smallest = r;
-        if (smallest === i) break;
-        [heap[i], heap[smallest]] = [heap[smallest] as HeapEntry<T>, heap[i] as HeapEntry<T>];
-        i = smallest;
-      }
+  const siftDown = () => {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let smallest = i;
+      if (l < heap.length && less(heap[l] as Cursor<T>, heap[smallest] as Cursor<T>)) smallest = l;
+      if (r < heap.length && less(heap[r] as Cursor<T>, heap[smallest] as Cursor<T>)) smallest = r;
+      if (smallest === i) break;
+      [heap[i], heap[smallest]] = [heap[smallest] as Cursor<T>, heap[i] as Cursor<T>];
+      i = smallest;
     }
-    return top;
+  };
+  /** The source's next non-empty array, or undefined once it is done. */
+  const refill = async (source: AsyncIterator<T[]>): Promise<T[] | undefined> => {
+    for (;;) {
+      const next = await source.next();
+      if (next.done) return undefined;
+      if (next.value.length > 0) return next.value;
+    }
   };
 
   for (const [order, iterable] of sources.entries()) {
     const source = iterable[Symbol.asyncIterator]();
-    const first = await source.next();
-    if (!first.done) push({ item: first.value, source, order });
+    const batch = await refill(source);
+    if (batch) {
+      heap.push({ batch, at: 0, source, order });
+      siftUp(heap.length - 1);
+    }
   }
+  let out: T[] = [];
   while (heap.length > 0) {
-    const entry = pop();
-    yield entry.item;
-    const next = await entry.source.next();
-    if (!next.done) push({ item: next.value, source: entry.source, order: entry.order });
+    const top = heap[0] as Cursor<T>;
+    out.push(top.batch[top.at] as T);
+    top.at++;
+    if (top.at === top.batch.length) {
+      const batch = await refill(top.source);
+      if (batch) {
+        top.batch = batch;
+        top.at = 0;
+      } else {
+        const last = heap.pop() as Cursor<T>;
+        if (heap.length === 0) break;
+        heap[0] = last;
+      }
+    }
+    siftDown();
+    if (out.length >= MERGED_BATCH) {
+      yield out;
+      out = [];
+    }
   }
+  if (out.length > 0) yield out;
 }
