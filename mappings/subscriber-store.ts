@@ -94,12 +94,39 @@ const STREAM_AHEAD_ROWS = 256;
  * the mapper admits (no characters outside the BMP), so the caller can merge the batches with
  * a feed sorted in JavaScript.
  */
-export async function* subscriberBatches(
+export function subscriberBatches(db: Db, ispId: string): AsyncGenerator<StoredSubscriber[]> {
+  return subscriberColumnBatches(db, ispId, STATE_COLUMNS, toStored);
+}
+
+/** What reconciliation needs of a subscriber: no ids, versions or dates to decode. */
+export interface SubscriberStatus {
+  customerRef: string;
+  status: StoredSubscriber['status'];
+  modules: string[];
+}
+
+/** {@link subscriberBatches} with only the ref, status and modules of each subscriber. */
+export function subscriberStatusBatches(db: Db, ispId: string): AsyncGenerator<SubscriberStatus[]> {
+  return subscriberColumnBatches(
+    db,
+    ispId,
+    ['customer_ref', 'status', 'modules'],
+    (row: Pick<SubscriberRow, 'customer_ref' | 'status' | 'modules'>) => ({
+      customerRef: row.customer_ref,
+      status: row.status,
+      modules: row.modules === '' ? [] : row.modules.split(','),
+    }),
+  );
+}
+
+async function* subscriberColumnBatches<R, T>(
   db: Db,
   ispId: string,
-): AsyncGenerator<StoredSubscriber[]> {
+  columns: readonly string[],
+  map: (row: R) => T,
+): AsyncGenerator<T[]> {
   const stream = db('subscribers')
-    .select(STATE_COLUMNS)
+    .select(columns)
     .where({ isp_id: ispId })
     .orderBy('customer_ref')
     .stream({ highWaterMark: STREAM_AHEAD_ROWS });
@@ -113,10 +140,8 @@ export async function* subscriberBatches(
   });
   try {
     for (;;) {
-      const batch: StoredSubscriber[] = [];
-      for (let row = stream.read(); row !== null; row = stream.read()) {
-        batch.push(toStored(row as SubscriberRow));
-      }
+      const batch: T[] = [];
+      for (let row = stream.read(); row !== null; row = stream.read()) batch.push(map(row as R));
       if (failure) throw failure.err;
       if (batch.length > 0) yield batch;
       else if (ended) return;

@@ -193,27 +193,29 @@ export async function reconcilePeriod(
     const classifyWith = classifyRules(settings);
     let inactiveRefs = 0;
     let matched = 0;
-    for await (const sides of joinByRef(
+    for await (const joined of joinByRef(
       exportSide.refs(),
       knownRefs(deps.db, isp.id),
       vendorSide.refs(),
     )) {
-      if (++matched % PROGRESS_EVERY === 0)
-        request.onProgress?.({ phase: 'matching', count: matched });
-      const verdict = classify(sides, classifyWith);
-      if (verdict === undefined) {
-        inactiveRefs++;
-        continue;
+      for (const sides of joined) {
+        if (++matched % PROGRESS_EVERY === 0)
+          request.onProgress?.({ phase: 'matching', count: matched });
+        const verdict = classify(sides, classifyWith);
+        if (verdict === undefined) {
+          inactiveRefs++;
+          continue;
+        }
+        const wait = writer.row(sides, verdict);
+        if (wait) await wait;
+        const t = totals[verdict.category];
+        t.refs++;
+        t.ispMicros += sides.isp?.amountMicros ?? 0n;
+        t.vendorMicros += sides.vendor?.amountMicros ?? 0n;
+        t.expectedMicros += verdict.expectedMicros ?? 0n;
+        t.differenceMicros += verdict.differenceMicros ?? 0n;
+        if (t.shownRefs.length < SHOWN_REFS_PER_CATEGORY) t.shownRefs.push(sides.ref);
       }
-      const wait = writer.row(sides, verdict);
-      if (wait) await wait;
-      const t = totals[verdict.category];
-      t.refs++;
-      t.ispMicros += sides.isp?.amountMicros ?? 0n;
-      t.vendorMicros += sides.vendor?.amountMicros ?? 0n;
-      t.expectedMicros += verdict.expectedMicros ?? 0n;
-      t.differenceMicros += verdict.differenceMicros ?? 0n;
-      if (t.shownRefs.length < SHOWN_REFS_PER_CATEGORY) t.shownRefs.push(sides.ref);
     }
 
     const summary: ReportSummary = {
