@@ -21,19 +21,12 @@
 
 import { execFileSync, fork } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  appendFileSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadConfigOrThrow, type RelaisConfig } from '../config/load.js';
 import { createDb, dropDatabases, ensureDatabases } from '../platform/db.js';
 import { migrateLatest } from '../platform/migrations.js';
@@ -91,15 +84,14 @@ function writeConfig(root: string): RelaisConfig {
   };
   writeFileSync(join(root, 'relais.yaml'), stringify(deployment));
   for (const isp of Object.values(ISP_OF)) {
-    copyFileSync(join('config', 'isps', `${isp}.yaml`), join(root, 'isps', `${isp}.yaml`));
-    // E-mail delivery makes every subscribe seal and write its address (nothing is sent here).
-    if (args.delivery === 'email') {
-      const mail = { smtp: { host: '127.0.0.1' }, from: 'Bench <bench@example.org>' };
-      appendFileSync(
-        join(root, 'isps', `${isp}.yaml`),
-        stringify({ delivery: { mode: 'email', email: mail } }),
-      );
-    }
+    // Every ISP delivers the same way, whatever its shipped config says (Alpha Télécom's mails
+    // its customers): e-mail delivery makes every subscribe seal and write its address
+    // (nothing is sent here), which is what --delivery email measures.
+    const config = parse(readFileSync(join('config', 'isps', `${isp}.yaml`), 'utf8'));
+    const mail = { smtp: { host: '127.0.0.1' }, from: 'Bench <bench@example.org>' };
+    config.delivery =
+      args.delivery === 'email' ? { mode: 'email', email: mail } : { mode: 'return-file' };
+    writeFileSync(join(root, 'isps', `${isp}.yaml`), stringify(config));
   }
   return loadConfigOrThrow({ file: join(root, 'relais.yaml'), env: {} });
 }
