@@ -13,19 +13,18 @@
  * every file of the data folder but the ISP's own export and its verbatim copy in the feed
  * store. None may appear, neither while the keys wait nor after.
  */
-import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { type RunningRelais, startRelais } from '../cli/commands/start.js';
-import { Lifecycle } from '../platform/lifecycle.js';
-import { createLogger } from '../platform/logger.js';
+import type { RunningRelais } from '../cli/commands/start.js';
+import type { Lifecycle } from '../platform/lifecycle.js';
 import { packageRoot } from '../platform/package-root.js';
 import { queueList } from '../queue/queue-metrics.js';
 import { JOB_NAMES } from '../queue/queues.js';
 import { encode, generateCustomers, renderCsv } from './generators/isp-exports.js';
 import { useTestContext } from './harness/context.js';
+import { dropInInbox, startLoggedRelais } from './harness/logged-relais.js';
 import { waitSettled } from './harness/pipeline-state.js';
 import { freePort } from './harness/ports.js';
 import { databaseCells, dumpRedis, firstFindings, PersonalValues } from './harness/privacy-scan.js';
@@ -67,7 +66,7 @@ const ctx = useTestContext({
   deployment: { shutdownTimeoutMs: 10_000 },
 });
 const probes = new PersonalValues(customers.map((c) => ({ kind: 'e-mail', value: c.email })));
-const logLines: string[] = [];
+let logLines: string[] = [];
 let relay: TestRelay;
 let lifecycle: Lifecycle;
 let running: RunningRelais;
@@ -78,24 +77,13 @@ beforeAll(async () => {
   relay = await createTestRelay({ port: relayPort, quoteRecipient: true });
   for (const address of DEFERRED) relay.deferred.add(address);
   for (const address of REFUSED) relay.refused.add(address);
-  const log = createLogger({
+  ({ running, lifecycle, logLines } = await startLoggedRelais(ctx().config, {
     level: 'debug',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
-  });
-  lifecycle = new Lifecycle(log, 10_000);
-  running = await startRelais(ctx().config, 'all', log, lifecycle, { port: 0, schedules: false });
+    schedules: false,
+  }));
 
   const inbox = join(ctx().config.isps.get(ISP)?.workDir as string, 'inbox');
-  writeFileSync(
-    join(inbox, '.abonnes_20261201.csv.part'),
-    encode(renderCsv(customers), 'windows-1252'),
-  );
-  renameSync(join(inbox, '.abonnes_20261201.csv.part'), join(inbox, 'abonnes_20261201.csv'));
+  dropInInbox(inbox, 'abonnes_20261201.csv', encode(renderCsv(customers), 'windows-1252'));
   await running.runtime.queues.feeds.add(JOB_NAMES.pollIsp, { ispId: ISP });
 
   // The relay deferred the first of them: the keys now wait, their addresses sealed.

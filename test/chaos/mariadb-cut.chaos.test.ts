@@ -25,26 +25,24 @@
  * RELAIS_CHAOS_SEED picks the cut and its length; the seed is printed on failure.
  */
 import { randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { type RunningRelais, startRelais } from '../../cli/commands/start.js';
+import type { RunningRelais } from '../../cli/commands/start.js';
 import type { RelaisConfig } from '../../config/load.js';
 import { decodeCommands } from '../../mappings/provisioning-command.js';
 import type { Db } from '../../platform/db.js';
-import { Lifecycle } from '../../platform/lifecycle.js';
-import { createLogger } from '../../platform/logger.js';
+import type { Lifecycle } from '../../platform/lifecycle.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { queueList } from '../../queue/queue-metrics.js';
 import { JOB_NAMES } from '../../queue/queues.js';
 import { encode, generateCustomers, renderCsv, seededRandom } from '../generators/isp-exports.js';
 import { createTestContext, type TestContext } from '../harness/context.js';
+import { dropInInbox, explainFailure, startLoggedRelais } from '../harness/logged-relais.js';
 import {
   expectConsistent,
-  problemsIn,
   replayRecords,
   subscribersByRef,
   waitSettled,
@@ -76,17 +74,8 @@ let proxy: TcpProxy;
 let ctx: TestContext;
 let lifecycle: Lifecycle;
 let running: RunningRelais;
-const logLines: string[] = [];
+let logLines: string[] = [];
 
-/** On failure, prints the seed to rerun with and what Relais logged at warn and error. */
-function explainFailure(): void {
-  onTestFailed(() => {
-    const logged = problemsIn(logLines);
-    console.error(
-      `mariadb cut test failed: rerun with RELAIS_CHAOS_SEED=${SEED}\nRelais warned:\n${logged}`,
-    );
-  });
-}
 const exportFile = encode(renderCsv(generateCustomers(CUSTOMERS, SEED)), 'windows-1252');
 
 beforeAll(async () => {
@@ -95,19 +84,9 @@ beforeAll(async () => {
     deployment: { shutdownTimeoutMs: 10_000 },
     isps: { [CLEAN]: demoFai(), [CUT]: demoFai() },
   });
-  const log = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
-  });
-  lifecycle = new Lifecycle(log, 10_000);
-  running = await startRelais(throughProxy(ctx.config, proxy.port), 'all', log, lifecycle, {
-    port: 0,
-  });
+  ({ running, lifecycle, logLines } = await startLoggedRelais(
+    throughProxy(ctx.config, proxy.port),
+  ));
 });
 
 afterAll(async () => {
@@ -124,8 +103,7 @@ afterAll(async () => {
 async function dropAndPoll(ispId: string): Promise<void> {
   const inbox = join(ctx.config.isps.get(ispId)?.workDir as string, 'inbox');
   mkdirSync(inbox, { recursive: true });
-  writeFileSync(join(inbox, `.${FILE}.part`), exportFile);
-  renameSync(join(inbox, `.${FILE}.part`), join(inbox, FILE));
+  dropInInbox(inbox, FILE, exportFile);
   await running.runtime.queues.feeds.add(
     JOB_NAMES.pollIsp,
     { ispId },
@@ -276,7 +254,7 @@ describe('MariaDB unreachable mid-batch', () => {
   });
 
   it('leaves nothing half done at the cut, and ends as the clean run once MariaDB is back', async () => {
-    explainFailure();
+    explainFailure('mariadb cut test', SEED, logLines);
     expect(cleanBytes, 'the clean run ran first').toBeGreaterThan(0);
     const cutAt = Math.floor(cleanBytes * (0.05 + 0.9 * random()));
     const outageMs = 3_000 + Math.floor(random() * 5_000);

@@ -18,15 +18,13 @@ import { randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { signPush } from '../../api/feed-push.routes.js';
-import { type RunningRelais, startRelais } from '../../cli/commands/start.js';
+import type { RunningRelais } from '../../cli/commands/start.js';
 import { generateKey } from '../../licensing/activation-key.js';
-import { Lifecycle } from '../../platform/lifecycle.js';
-import { createLogger } from '../../platform/logger.js';
+import type { Lifecycle } from '../../platform/lifecycle.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { queueList } from '../../queue/queue-metrics.js';
 import {
@@ -39,12 +37,8 @@ import {
 } from '../generators/isp-exports.js';
 import { type CliResult, runCli } from '../harness/cli.js';
 import { createTestContext, type TestContext } from '../harness/context.js';
-import {
-  expectConsistent,
-  problemsIn,
-  subscribersByRef,
-  waitSettled,
-} from '../harness/pipeline-state.js';
+import { explainFailure, startLoggedRelais } from '../harness/logged-relais.js';
+import { expectConsistent, subscribersByRef, waitSettled } from '../harness/pipeline-state.js';
 import { type RedisServer, startRedisServer } from '../harness/redis-server.js';
 
 const SEED = Number(process.env.RELAIS_CHAOS_SEED ?? randomInt(1, 2 ** 31));
@@ -126,17 +120,7 @@ let redis: RedisServer;
 let ctx: TestContext;
 let lifecycle: Lifecycle;
 let running: RunningRelais;
-const logLines: string[] = [];
-
-/** On failure, prints the seed to rerun with and what Relais logged at warn and error. */
-function explainFailure(): void {
-  onTestFailed(() => {
-    const logged = problemsIn(logLines);
-    console.error(
-      `redis outage test failed: rerun with RELAIS_CHAOS_SEED=${SEED}\nRelais warned:\n${logged}`,
-    );
-  });
-}
+let logLines: string[] = [];
 
 beforeAll(async () => {
   redis = await startRedisServer(['--appendonly', 'yes', '--appendfsync', 'everysec']);
@@ -149,17 +133,7 @@ beforeAll(async () => {
     },
   });
   ctx.redis.on('error', () => {}); // the test's own client, idle during the outage
-  const log = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
-  });
-  lifecycle = new Lifecycle(log, 10_000);
-  running = await startRelais(ctx.config, 'all', log, lifecycle, { port: 0 });
+  ({ running, lifecycle, logLines } = await startLoggedRelais(ctx.config));
 });
 
 afterAll(async () => {
@@ -297,7 +271,7 @@ async function pushUntilAccepted(
 
 describe('a 30 s Redis outage under a running Relais', () => {
   it('refuses producers fast and clearly, then resumes and ends as one clean run', async () => {
-    explainFailure();
+    explainFailure('redis outage test', SEED, logLines);
     // BullMQ prints errors nobody listens for straight to stderr, outside the JSON log.
     const printed = vi.spyOn(console, 'error');
     const apiUrl = running.apiUrl as string;

@@ -20,21 +20,19 @@
 import { createHash, randomInt } from 'node:crypto';
 import { chownSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { type RunningRelais, startRelais } from '../../cli/commands/start.js';
+import type { RunningRelais } from '../../cli/commands/start.js';
 import { periodOf, previousPeriod } from '../../licensing/periods.js';
 import { newId } from '../../platform/ids.js';
-import { Lifecycle } from '../../platform/lifecycle.js';
-import { createLogger } from '../../platform/logger.js';
+import type { Lifecycle } from '../../platform/lifecycle.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { exportDuePeriod } from '../../queue/billing-export.scheduler.js';
 import { JOB_NAMES, pollJobId } from '../../queue/queues.js';
 import { encode, generateCustomers, renderCsv, seededRandom } from '../generators/isp-exports.js';
 import { createTestContext, type TestContext } from '../harness/context.js';
-import { problemsIn } from '../harness/pipeline-state.js';
+import { explainFailure, startLoggedRelais } from '../harness/logged-relais.js';
 import { type SshdServer, startSshd } from '../harness/sshd.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -83,17 +81,7 @@ let server: SshdServer;
 let ctx: TestContext;
 let lifecycle: Lifecycle;
 let running: RunningRelais;
-const logLines: string[] = [];
-
-/** On failure, prints the seed to rerun with and what Relais logged at warn and error. */
-function explainFailure(): void {
-  onTestFailed(() => {
-    const logged = problemsIn(logLines);
-    console.error(
-      `sftp kill test failed: rerun with RELAIS_CHAOS_SEED=${SEED}\nRelais warned:\n${logged}`,
-    );
-  });
-}
+let logLines: string[] = [];
 
 beforeAll(async () => {
   server = await startSshd();
@@ -101,17 +89,7 @@ beforeAll(async () => {
     deployment: { shutdownTimeoutMs: 10_000 },
     isps: { [ISP]: sftpFai(server) },
   });
-  const log = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _encoding, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    }),
-  });
-  lifecycle = new Lifecycle(log, 10_000);
-  running = await startRelais(ctx.config, 'all', log, lifecycle, { port: 0, schedules: false });
+  ({ running, lifecycle, logLines } = await startLoggedRelais(ctx.config, { schedules: false }));
 });
 
 afterAll(async () => {
@@ -169,7 +147,7 @@ afterEach(async () => {
 
 describe('the SFTP server killed mid-transfer', () => {
   it('mid-download: the poll job is retried on its own, the feed is applied once', async () => {
-    explainFailure();
+    explainFailure('sftp kill test', SEED, logLines);
     // 40 customers padded with blank lines to 24 MiB: long enough to die in the middle.
     const padding = `${' '.repeat(8 * 1024 - 2)}\r\n`.repeat(3 * 1024);
     const customers = encode(renderCsv(generateCustomers(40, SEED)), 'windows-1252');
@@ -221,7 +199,7 @@ describe('the SFTP server killed mid-transfer', () => {
   });
 
   it('mid-upload: the invoice line file reaches the outbox once, whole, on the next run', async () => {
-    explainFailure();
+    explainFailure('sftp kill test', SEED, logLines);
     const isp = ctx.config.isps.get(ISP);
     if (!isp) throw new Error(`no ISP ${ISP}`);
     const now = new Date();
