@@ -13,7 +13,7 @@ import type { IspConfig } from '../../config/load.js';
 import { createLogger, silentLogger } from '../../platform/logger.js';
 import { packageRoot } from '../../platform/package-root.js';
 import { useTestContext } from '../../test/harness/context.js';
-import { type SshdServer, startSshd } from '../../test/harness/sshd.js';
+import { type SshdServer, sftpLoginOf, startSshd } from '../../test/harness/sshd.js';
 import { type DeliveredFile, deliverFiles, type OutboxDeps } from './deliver.js';
 import { listDeliveries } from './delivery-ledger.js';
 
@@ -84,13 +84,7 @@ describe('deliverFiles over sftp', () => {
 
   const sftp = (extra: Record<string, unknown> = {}) =>
     ispWith(ispId, {
-      type: 'sftp',
-      host: server.host,
-      port: server.port,
-      username: server.username,
-      privateKey: server.privateKey,
-      hostKeyFingerprint: server.hostKeyFingerprint,
-      connectRetries: 0,
+      ...sftpLoginOf(server),
       checksumFile: true,
       doneMarker: '.done',
       ...extra,

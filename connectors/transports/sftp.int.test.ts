@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, TransientError } from '../../platform/errors.js';
 import { createLogger } from '../../platform/logger.js';
 import { freePort } from '../../test/harness/ports.js';
-import { type SshdServer, startSshd } from '../../test/harness/sshd.js';
+import { type SshdServer, sftpLoginOf, startSshd } from '../../test/harness/sshd.js';
 import { type OpenTuning, openPolledTransport } from './open.js';
 import { type SftpOptions, sftpOptionsSchema } from './sftp.options.js';
 import { fingerprintOf } from './sftp-host-key.js';
@@ -60,16 +60,7 @@ describe('sftp transport', () => {
   let work: string;
 
   function optionsOf(overrides: Record<string, unknown> = {}): SftpOptions {
-    return sftpOptionsSchema.parse({
-      type: 'sftp',
-      host: server.host,
-      port: server.port,
-      username: server.username,
-      privateKey: server.privateKey,
-      hostKeyFingerprint: server.hostKeyFingerprint,
-      connectRetries: 0,
-      ...overrides,
-    });
+    return sftpOptionsSchema.parse({ ...sftpLoginOf(server), ...overrides });
   }
 
   /** A file in the server's inbox, owned by the SFTP user; sparse, so large ones are cheap. */

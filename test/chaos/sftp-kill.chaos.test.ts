@@ -33,7 +33,7 @@ import { JOB_NAMES, pollJobId } from '../../queue/queues.js';
 import { encode, generateCustomers, renderCsv, seededRandom } from '../generators/isp-exports.js';
 import { createTestContext, type TestContext } from '../harness/context.js';
 import { explainFailure, startLoggedRelais } from '../harness/logged-relais.js';
-import { type SshdServer, startSshd } from '../harness/sshd.js';
+import { type SshdServer, sftpLoginOf, startSshd } from '../harness/sshd.js';
 import { waitFor } from '../harness/wait.js';
 
 const SEED = Number(process.env.RELAIS_CHAOS_SEED ?? randomInt(1, 2 ** 31));
@@ -49,25 +49,17 @@ function sha256(bytes: Buffer): string {
 /** The shipped demo-fai config, polling and delivering through the test's SFTP server. */
 function sftpFai(server: SshdServer): Record<string, unknown> {
   const shipped = parse(readFileSync(join(packageRoot(), 'config/isps/demo-fai.yaml'), 'utf8'));
-  const login = {
-    host: server.host,
-    port: server.port,
-    username: server.username,
-    privateKey: server.privateKey,
-    hostKeyFingerprint: server.hostKeyFingerprint,
-    connectRetries: 0,
-  };
+  const login = sftpLoginOf(server);
   return {
     ...shipped,
     intake: {
       ...shipped.intake,
-      transport: { type: 'sftp', ...login, inbox: server.inboxPath },
+      transport: { ...login, inbox: server.inboxPath },
       schedule: { cron: '0 0 1 1 *' },
     },
     billing: {
       ...shipped.billing,
       outbox: {
-        type: 'sftp',
         ...login,
         folder: server.outboxPath,
         checksumFile: true,

@@ -44,6 +44,22 @@ export interface SshdServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The SFTP settings of an ISP config that logs in to `server` with its key and pinned host key,
+ * failing at once rather than retrying (tests want the error, not the wait).
+ */
+export function sftpLoginOf(server: SshdServer) {
+  return {
+    type: 'sftp' as const,
+    host: server.host,
+    port: server.port,
+    username: server.username,
+    privateKey: server.privateKey,
+    hostKeyFingerprint: server.hostKeyFingerprint,
+    connectRetries: 0,
+  };
+}
+
 export function sshdAvailable(): boolean {
   return existsSync(SSHD_BINARY) && process.getuid?.() === 0;
 }
